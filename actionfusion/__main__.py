@@ -1,0 +1,6 @@
+"""``python -m actionfusion``: the same as the ``actionfusion`` command."""
+
+from .pipeline.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

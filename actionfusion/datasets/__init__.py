@@ -1,0 +1,1 @@
+"""Dataset formats, splits, the synthetic generator and the prepared sample store."""

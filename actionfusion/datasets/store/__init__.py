@@ -1,0 +1,1 @@
+"""The prepared sample store: one record per sample, written by ``actionfusion prepare``."""

@@ -1,0 +1,1 @@
+"""The synthetic NTU-format dataset: the embedded default."""

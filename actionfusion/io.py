@@ -1,0 +1,130 @@
+"""Atomic writes and safe loading.
+
+Every file the library writes goes through :func:`atomic_write`: the content is written
+to a temporary file in the same directory, flushed and fsynced, then renamed over the
+target. A reader therefore sees the old file or the new one, never a partial one, even
+after ``kill -9``. Directories are published the same way by :func:`atomic_publish_dir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator, Union
+
+import numpy as np
+import yaml
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_npy(path: PathLike, array: np.ndarray) -> None:
+    """Save ``array`` in ``.npy`` format to ``path`` atomically (no pickled objects)."""
+    if array.dtype == object:
+        raise TypeError("refusing to save an object array: it would need pickle to load")
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def make_staging_dir(final: PathLike) -> Path:
+    """Create a hidden temporary directory beside ``final`` for :func:`atomic_publish_dir`."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
+
+
+def atomic_publish_dir(staging: PathLike, final: PathLike) -> None:
+    """Rename a fully written staging directory to ``final``.
+
+    ``final`` must not exist (a finished sample is never overwritten in place); the
+    rename of a directory within one file system is atomic on POSIX.
+    """
+    staging, final = Path(staging), Path(final)
+    for child in staging.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
+    os.rename(staging, final)
+
+
+def remove_stale_staging(directory: PathLike) -> int:
+    """Delete leftovers of interrupted atomic writes (``.tmp-*``) in ``directory``.
+
+    Returns the number of entries removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for entry in directory.iterdir():
+        if entry.name.startswith(TMP_PREFIX):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed += 1
+    return removed
+
+
+def load_yaml(path: PathLike) -> Any:
+    """Load a YAML file with ``yaml.safe_load`` (no arbitrary Python objects)."""
+    with open(path, "r", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_npy(path: PathLike, mmap: bool = False) -> np.ndarray:
+    """Load a ``.npy`` file without allowing pickled objects; optionally memory-mapped."""
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def load_json(path: PathLike) -> Any:
+    """Load a JSON file."""
+    with open(path, "r", encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,1 @@
+"""One sub-package per modality: I/O helpers, transforms and encoders."""

@@ -1,0 +1,1 @@
+"""Point clouds: back-projection from depth and point sampling."""

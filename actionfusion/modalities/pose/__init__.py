@@ -1,0 +1,1 @@
+"""2D pose estimation, tracking, heatmap volumes and 3D lifting."""

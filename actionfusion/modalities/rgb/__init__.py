@@ -1,0 +1,1 @@
+"""RGB video: decoding backends, person crops, frame transforms."""

@@ -1,0 +1,1 @@
+"""Skeleton sequences: joint layouts, graphs, transforms and encoders."""

@@ -1,0 +1,1 @@
+"""Configs, prepare, train, evaluate, feature extraction and the command line."""
