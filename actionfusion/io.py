@@ -24,6 +24,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 TMP_PREFIX = ".tmp-"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success rename it to ``path``.
@@ -40,6 +46,8 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the published file the usual permissions.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -76,7 +84,10 @@ def make_staging_dir(final: PathLike) -> Path:
     """Create a hidden temporary directory beside ``final`` for :func:`atomic_publish_dir`."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
+    staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
+    # mkdtemp creates 0700 directories; a published store must be readable like any other folder.
+    os.chmod(staging, 0o777 & ~_current_umask())
+    return staging
 
 
 def atomic_publish_dir(staging: PathLike, final: PathLike) -> None:

@@ -73,3 +73,15 @@ def test_yaml_is_safe(tmp_path):
 
     with pytest.raises(yaml.YAMLError):
         afio.load_yaml(path)
+
+
+def test_published_files_get_umask_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        afio.atomic_write_text(tmp_path / "f.txt", "x")
+        staging = afio.make_staging_dir(tmp_path / "d")
+        afio.atomic_publish_dir(staging, tmp_path / "d")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -34,13 +34,21 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     overrides = {}
     if args.modalities:
         overrides["modalities"] = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
-    for key in ("rgb_size", "num_points", "max_actors"):
+    for key in ("rgb_size", "rgb_quality", "depth_size", "num_points", "max_actors"):
         value = getattr(args, key)
         if value is not None:
-            overrides[key] = value
+            overrides["rgb_jpeg_quality" if key == "rgb_quality" else key] = value
+    if args.exclude_missing_skeletons:
+        overrides["exclude_missing_skeletons"] = True
     config = PrepareConfig(**overrides)
     report = prepare_store(
-        Path(args.root), Path(args.out), config, workers=args.workers, progress=not args.quiet, limit=args.limit
+        Path(args.root),
+        Path(args.out),
+        config,
+        workers=args.workers,
+        progress=not args.quiet,
+        limit=args.limit,
+        overwrite=args.overwrite,
     )
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
@@ -92,10 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="store directory")
     p.add_argument("--modalities", default=None, help="comma-separated subset of skeleton,rgb,depth,points")
     p.add_argument("--rgb-size", type=int, default=None, help="side of the square RGB person crop")
+    p.add_argument("--rgb-quality", type=int, default=None, help="JPEG quality of the stored RGB frames")
+    p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop")
     p.add_argument("--num-points", type=int, default=None, help="points per frame")
     p.add_argument("--max-actors", type=int, default=None)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="prepare at most this many samples")
+    p.add_argument(
+        "--exclude-missing-skeletons",
+        action="store_true",
+        help="leave out the official missing-skeleton samples and samples without a .skeleton file",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="discard a store prepared with a different config and start over"
+    )
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,60 @@
+"""Where things live inside a prepared sample store (one place, shared by writer and reader).
+
+::
+
+    <store>/manifest.json            version, creation time, source root, PrepareConfig,
+                                     per-sample status, size estimate (see manifest.py)
+    <store>/failures.json            [{"sample", "stage", "error"}] of the last prepare run
+    <store>/samples/<name>/          one directory per sample, published by rename
+        meta.json                    label, per-modality shapes/frames/bytes, frame alignment,
+                                     the denoising report, failed stages
+        skeleton.npy                 float32 [M, T, 25, 3] denoised actors, metres
+        rgb.pack                     frame pack of JPEG person crops, uint8 [T, S, S, 3]
+        depth.pack                   frame pack of 16-bit PNG crops, uint16 [T, D, D] (mm)
+        points.npy                   float16 (or float32) [T, N, 3] points, metres, camera space
+        pose2d.npy                   float32 [M, T, K, 3] 2D keypoints (x, y, score), pixels
+                                     (imported pyskl 2D pickles; pose extraction)
+
+A sample directory that exists holds a ``meta.json``: the directory is renamed into place
+only after every file in it has been written (``atomic_publish_dir``). Hidden ``.tmp-*``
+entries are staging leftovers of a killed run; ``prepare`` removes them at start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MANIFEST_FILE = "manifest.json"
+FAILURES_FILE = "failures.json"
+SAMPLES_DIR = "samples"
+META_FILE = "meta.json"
+
+STORE_FORMAT = "actionfusion-sample-store"
+STORE_FORMAT_VERSION = 1
+
+MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "depth", "points")
+"""Modalities that ``prepare`` writes, in processing order."""
+
+MODALITY_FILES: dict[str, str] = {
+    "skeleton": "skeleton.npy",
+    "rgb": "rgb.pack",
+    "depth": "depth.pack",
+    "points": "points.npy",
+    "pose2d": "pose2d.npy",
+}
+"""The one file that holds each modality inside a sample directory."""
+
+
+def samples_dir(store: Path) -> Path:
+    """``<store>/samples``."""
+    return Path(store) / SAMPLES_DIR
+
+
+def sample_dir(store: Path, name: str) -> Path:
+    """``<store>/samples/<name>``."""
+    return Path(store) / SAMPLES_DIR / name
+
+
+def is_published_sample(path: Path) -> bool:
+    """True for a finished sample directory (not a staging leftover, has its ``meta.json``)."""
+    return not path.name.startswith(".") and (path / META_FILE).is_file()

@@ -1,0 +1,134 @@
+"""``PrepareConfig``: every setting that changes what ``prepare`` writes into a store.
+
+The defaults are sized so that a full NTU RGB+D 60 store with all four modalities fits in
+50 GB. Measured on the real NTU fixtures (the 1920x1080 ``S001C001P001R001A001_rgb.avi``
+cropped with the skeleton box of the same setup/camera/performer, padding 0.25; the masked
+depth ``S001C001P001R001A058`` cropped the same way), mean encoded bytes per frame:
+
+=======================  =======  =============================================================
+RGB JPEG person crop     bytes    (baseline JPEG; "opt" = optimised Huffman tables, lossless)
+=======================  =======  =============================================================
+224 px, quality 90       7,774    x 5.69 M frames = 44 GB for RGB alone: does not fit with the rest
+224 px, quality 75       4,854
+192 px, quality 80       4,401    3,975 opt
+192 px, quality 75       3,951    3,504 opt: the default
+160 px, quality 80       3,352    2,987 opt
+depth PNG16 crop
+64 px                    2,443
+56 px                    1,944    the default
+48 px                    1,506
+=======================  =======  =============================================================
+
+plus points (256 x 3 float16 = 1,536 bytes) and the skeleton (2 x 25 x 3 float32 = 600
+bytes) per frame: about 7.6 KB a frame; 56,880 samples x about 100 frames = 5.69 M frames
+-> about 43 GB. ``PrepareReport`` re-measures this on every run. Dropping a modality frees
+room for more elsewhere, e.g. ``modalities=("skeleton", "rgb", "points")`` with
+``rgb_size=224, rgb_jpeg_quality=85`` (about 5.6 KB a frame with optimised tables) comes to
+about 44 GB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from ...errors import StoreError
+from ...geometry import KINECT_V2_DEPTH_3DV, KINECT_V2_DEPTH_PSTNET, CameraIntrinsics
+from .layout import MODALITIES
+
+INTRINSICS: dict[str, CameraIntrinsics] = {
+    "kinect_v2_3dv": KINECT_V2_DEPTH_3DV,
+    "kinect_v2_pstnet": KINECT_V2_DEPTH_PSTNET,
+}
+"""Depth intrinsics by name (values and sources in :mod:`actionfusion.geometry`)."""
+
+POINT_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """What to prepare and how.
+
+    Attributes:
+        modalities: subset of ("skeleton", "rgb", "depth", "points").
+        max_actors: M, actors kept by the denoiser (CTR-GCN/MAMP lineage keeps 2).
+        rgb_size: side S of the square RGB person crop, pixels.
+        rgb_jpeg_quality: JPEG quality (1-100) of the stored RGB frames.
+        depth_size: side D of the square depth crop, pixels (nearest-neighbour resize: no
+            depth value is invented at a person's edge).
+        depth_png_compression: zlib level 0-9 of the 16-bit PNGs (lossless at every level).
+        num_points: N, points per frame.
+        point_sampling: ``sample_points`` method (e.g. "voxel_fps").
+        points_dtype: "float16" (about 1 mm rounding error at NTU depths, measured by the
+            tests) or "float32".
+        video_backend: ``open_video`` backend.
+        crop_padding: relative enlargement of the person boxes (0.25 = 25 % larger sides).
+        intrinsics: name in :data:`INTRINSICS` used to back-project the masked depth.
+        exclude_missing_skeletons: leave out samples with no ``.skeleton`` file in the root or
+            listed in the official missing-skeleton lists.
+        seed: base seed of the per-sample point sampling generator (the sample's own seed is
+            derived from it and the sample name, so a resumed run equals an uninterrupted one).
+    """
+
+    modalities: tuple[str, ...] = MODALITIES
+    max_actors: int = 2
+    rgb_size: int = 192
+    rgb_jpeg_quality: int = 75
+    depth_size: int = 56
+    depth_png_compression: int = 6
+    num_points: int = 256
+    point_sampling: str = "voxel_fps"
+    points_dtype: str = "float16"
+    video_backend: str = "pyav"
+    crop_padding: float = 0.25
+    intrinsics: str = "kinect_v2_3dv"
+    exclude_missing_skeletons: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown or not self.modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"duplicate modalities in {self.modalities}")
+        if self.intrinsics not in INTRINSICS:
+            raise ValueError(f"unknown intrinsics {self.intrinsics!r}; known: {sorted(INTRINSICS)}")
+        if self.points_dtype not in POINT_DTYPES:
+            raise ValueError(f"points_dtype must be one of {POINT_DTYPES}, got {self.points_dtype!r}")
+        for key in ("max_actors", "rgb_size", "depth_size", "num_points"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 1 <= self.rgb_jpeg_quality <= 100:
+            raise ValueError(f"rgb_jpeg_quality must lie in 1..100, got {self.rgb_jpeg_quality}")
+        if not 0 <= self.depth_png_compression <= 9:
+            raise ValueError(f"depth_png_compression must lie in 0..9, got {self.depth_png_compression}")
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+
+    @property
+    def camera(self) -> CameraIntrinsics:
+        """The depth intrinsics named by :attr:`intrinsics`."""
+        return INTRINSICS[self.intrinsics]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        out = asdict(self)
+        out["modalities"] = list(self.modalities)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PrepareConfig":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            StoreError: unknown keys or invalid values.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StoreError(f"unknown PrepareConfig keys {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**dict(data))
+        except (TypeError, ValueError) as err:
+            raise StoreError(f"invalid PrepareConfig: {err}") from err
