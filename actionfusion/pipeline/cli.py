@@ -24,7 +24,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         width, height = (int(v) for v in args.rgb_size.lower().split("x"))
         config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=(width, height))
     summary = generate_synthetic_ntu(Path(args.out), config, workers=args.workers, progress=not args.quiet)
-    print(json.dumps(summary.to_dict()) if args.json else summary)
+    print(json.dumps(summary.to_dict()) if args.json else summary.summary_text())
     return 0
 
 

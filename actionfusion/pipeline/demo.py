@@ -18,12 +18,12 @@ from ..datasets.ntu.constants import NTU120_CLASS_NAMES
 def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
     """Render {label: {split: count}} as a fixed-width table."""
     splits = sorted({split for counts in per_class.values() for split in counts})
-    header = f"{'label':>5}  {'class':<28}" + "".join(f"{s:>8}" for s in splits)
+    header = f"{'label':>5}  {'class':<40}" + "".join(f"{s:>8}" for s in splits)
     lines = [header, "-" * len(header)]
     for label in sorted(per_class, key=int):
         name = NTU120_CLASS_NAMES[int(label)]
         counts = per_class[label]
-        lines.append(f"{int(label):>5}  {name[:28]:<28}" + "".join(f"{counts.get(s, 0):>8}" for s in splits))
+        lines.append(f"{int(label):>5}  {name[:40]:<40}" + "".join(f"{counts.get(s, 0):>8}" for s in splits))
     return "\n".join(lines)
 
 
@@ -51,7 +51,7 @@ def run_demo(out: Path, seed: int = 0, workers: int = 2, scale: str = "default")
     store = SampleStore(store_root)
     summary = store.summary()
     print()
-    print(synth)
+    print(synth.summary_text())
     print()
     print(report.summary_text())
     print()

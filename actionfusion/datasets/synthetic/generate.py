@@ -156,6 +156,22 @@ class SynthSummary:
     workers: int
     classes: list[dict] = field(default_factory=list)
 
+    def summary_text(self) -> str:
+        """A few human-readable lines."""
+        kinds: dict[str, int] = {}
+        for cls in self.classes:
+            kinds[cls["kind"]] = kinds.get(cls["kind"], 0) + 1
+        splits = ", ".join(f"{b} {c.get('train', 0)}/{c.get('test', 0)}" for b, c in self.per_split.items())
+        sizes = ", ".join(f"{m} {b / 1e6:.1f} MB" for m, b in self.bytes_per_modality.items())
+        return "\n".join([
+            f"synthetic NTU ({self.scale}, seed {self.seed}) -> {self.out}",
+            f"  samples: {self.num_samples} ({self.generated} generated now, {self.skipped} already there), "
+            f"{self.num_frames} frames, {len(self.per_class)} classes ("
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")",
+            f"  train/test per benchmark: {splits}",
+            f"  on disk: {sizes}; time {self.seconds:.1f} s with {self.workers} workers",
+        ])
+
     def to_dict(self) -> dict:
         """JSON-ready dict (class keys as strings)."""
         data = asdict(self)
