@@ -14,7 +14,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_subcommands():
     result = _run("--help")
     assert result.returncode == 0
-    for command in ("synth", "prepare", "store-info", "import-pyskl", "demo"):
+    for command in ("synth", "prepare", "store-info", "import-pyskl", "export-pyskl", "demo"):
         assert command in result.stdout
 
 

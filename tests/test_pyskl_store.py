@@ -44,6 +44,8 @@ def test_3d_import_then_export_round_trips(tmp_path):
 
     out = tmp_path / "back.pkl"
     assert export_pyskl_pickle(tmp_path / "store", out) == 3
+    assert main(["export-pyskl", str(tmp_path / "store"), "--out", str(tmp_path / "cli.pkl")]) == 0
+    assert (tmp_path / "cli.pkl").read_bytes() == out.read_bytes()
     back = load_pyskl_annotations(out, trust_pickle=True)
     assert back.splits == {"xsub_train": [samples[0].frame_dir], "xsub_val": [samples[1].frame_dir]}
     for original, again in zip(samples, back.samples):

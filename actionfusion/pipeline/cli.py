@@ -70,6 +70,14 @@ def _cmd_import_pyskl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_pyskl(args: argparse.Namespace) -> int:
+    from ..datasets.store.pyskl_import import export_pyskl_pickle
+
+    count = export_pyskl_pickle(Path(args.store), Path(args.out), modality=args.modality)
+    print(json.dumps({"exported": count, "out": args.out}))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -132,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="acknowledge that loading a pickle can run arbitrary code; required",
     )
     p.set_defaults(func=_cmd_import_pyskl)
+
+    p = sub.add_parser("export-pyskl", help="write a store's skeletons or 2D poses as a pyskl annotation pickle")
+    p.add_argument("store")
+    p.add_argument("--out", required=True, help="output .pkl")
+    p.add_argument("--modality", default="skeleton", choices=("skeleton", "pose2d"))
+    p.set_defaults(func=_cmd_export_pyskl)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
