@@ -170,10 +170,8 @@ def _write_modalities(paths: SamplePaths, staging: Path, config: PrepareConfig, 
                       root: Optional[Path], video_threads: int) -> dict[str, Any]:
     """Run every stage into ``staging``; fill ``result``; return the meta dict."""
     meta: dict[str, Any] = {"name": paths.name, "label": None, "modalities": {}, "absent": []}
-    try:
+    with contextlib.suppress(SampleNameError):  # a non-NTU name has no label
         meta["label"] = parse_sample_name(paths.name).label
-    except SampleNameError:
-        pass
     meta["sources"] = {key: _relative(getattr(paths, key), root)
                        for key in ("skeleton", "rgb", "depth_masked") if getattr(paths, key) is not None}
     wanted = wanted_modalities(paths, config)
@@ -378,11 +376,8 @@ def _account(result: SampleResult, staging: Path, modality: str, frames: int) ->
 def _relative(path: Optional[Path], root: Optional[Path]) -> Optional[str]:
     if path is None:
         return None
-    if root is not None:
-        try:
-            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            pass
+    if root is not None and Path(path).resolve().is_relative_to(Path(root).resolve()):
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     return str(path)
 
 

@@ -58,13 +58,9 @@ class DecordVideoReader(VideoReader):
         self, indices: Iterable[int], size: Optional[SizeHW] = None, crop: Optional[Box] = None
     ) -> np.ndarray:
         """As :meth:`VideoReader.read_frames`, through one ``get_batch`` call."""
-        wanted = [int(i) for i in indices]
-        crop, size = self._check_request(crop, size)
-        if not wanted:
-            out_h, out_w = size if size is not None else self._crop_hw(crop)
-            return np.zeros((0, out_h, out_w, 3), dtype=np.uint8)
-        if min(wanted) < 0:
-            raise IndexError(f"{self.path}: negative frame index in {wanted}")
+        wanted, crop, size, empty = self._check_indices(indices, crop, size)
+        if empty is not None:
+            return empty
         if max(wanted) >= self.num_frames:
             raise VideoDecodeError(
                 self.path, f"frame {max(wanted)} requested but the video has {self.num_frames} frames",

@@ -77,13 +77,9 @@ class VideoReader(abc.ABC):
             IndexError: a negative index.
             VideoDecodeError: the video ends before the largest index.
         """
-        wanted = [int(i) for i in indices]
-        crop, size = self._check_request(crop, size)
-        if not wanted:
-            out_h, out_w = size if size is not None else self._crop_hw(crop)
-            return np.zeros((0, out_h, out_w, 3), dtype=np.uint8)
-        if min(wanted) < 0:
-            raise IndexError(f"{self.path}: negative frame index in {wanted}")
+        wanted, crop, size, empty = self._check_indices(indices, crop, size)
+        if empty is not None:
+            return empty
         wanted_set, last = set(wanted), max(wanted)
         kept: dict[int, np.ndarray] = {}
         position = -1
@@ -116,6 +112,23 @@ class VideoReader(abc.ABC):
             if size[0] <= 0 or size[1] <= 0:
                 raise ValueError(f"size must be a positive (height, width), got {size}")
         return crop, size
+
+    def _check_indices(
+        self, indices: Iterable[int], crop: Optional[Box], size: Optional[SizeHW]
+    ) -> tuple[list[int], Optional[Box], Optional[SizeHW], Optional[np.ndarray]]:
+        """Validate a ``read_frames`` request: (indices, crop, size, the empty result or None).
+
+        Raises:
+            IndexError: a negative index.
+        """
+        wanted = [int(i) for i in indices]
+        crop, size = self._check_request(crop, size)
+        if not wanted:
+            out_h, out_w = size if size is not None else self._crop_hw(crop)
+            return wanted, crop, size, np.zeros((0, out_h, out_w, 3), dtype=np.uint8)
+        if min(wanted) < 0:
+            raise IndexError(f"{self.path}: negative frame index in {wanted}")
+        return wanted, crop, size, None
 
     def __enter__(self) -> "VideoReader":
         return self
