@@ -14,7 +14,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_subcommands():
     result = _run("--help")
     assert result.returncode == 0
-    for command in ("synth", "prepare", "store-info", "import-pyskl", "export-pyskl", "demo"):
+    for command in ("synth", "scan", "prepare", "store-info", "import-pyskl", "export-pyskl", "demo"):
         assert command in result.stdout
 
 
@@ -30,6 +30,9 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
     assert second.returncode == 0
     assert "(0 generated now, 30 already there)" in second.stdout
     assert "0 prepared now" in second.stdout
+
+    scan = json.loads(_run("scan", str(out / "synthetic_ntu")).stdout)
+    assert scan["samples"] == 30 and scan["combinations"] == {"skeleton+rgb+depth_masked": 30}
 
     info = json.loads(_run("store-info", str(out / "store")).stdout)
     assert info["num_samples"] == 30

@@ -54,6 +54,18 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0 if not report.failures or not args.strict else 3
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from ..datasets.ntu.index import scan_ntu_root
+
+    index = scan_ntu_root(Path(args.root))
+    report = index.summary()
+    if args.list:
+        report["per_sample"] = {name: sorted(paths.modalities()) for name, paths in index.samples.items()}
+        report["ignored_files"] = [str(p) for p in index.ignored]
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def _cmd_store_info(args: argparse.Namespace) -> int:
     from ..datasets.store.sample_store import SampleStore
 
@@ -126,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("scan", help="index an NTU-format root: which sample has which modality")
+    p.add_argument("root")
+    p.add_argument("--list", action="store_true", help="also list every sample's modalities and ignored files")
+    p.set_defaults(func=_cmd_scan)
 
     p = sub.add_parser("store-info", help="summarise a prepared store: samples per class and split, shapes")
     p.add_argument("store")
