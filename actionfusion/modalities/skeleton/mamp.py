@@ -1,0 +1,354 @@
+"""MAMP: the masked-motion-prediction skeleton transformer and its recognition heads.
+
+Mao et al., "Masked Motion Predictors are Strong 3D Action Representation Learners", ICCV 2023
+(maoyunyao/MAMP: model/transformer.py for the fine-tune / linear-probe model, model_mamp/transformer.py
+for the pretraining encoder). Each body of a clip is encoded on its own (zero-padded bodies too):
+segments of 4 frames of one joint become tokens (30 x 25 = 750 for 120 frames), summed with
+separate learnable temporal and spatial embeddings, then 8 pre-LN ViT blocks and a final LayerNorm.
+
+* :class:`MAMPEncoder` -- one body ``[B, T, V, C]`` to tokens; ``forward_tokens`` runs on a subset
+  of the tokens (the visible ones when pretraining with masking).
+* :class:`MAMP` -- registered as ``"mamp"``: ``[N, M, T, V, C]`` to logits with the fine-tune head
+  (``head="finetune"``) or the frozen-encoder linear probe (``head="linear"``).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Set, Tuple
+
+import torch
+from einops import rearrange
+from timm.layers import trunc_normal_
+from torch import nn
+
+from ...registry import register_model
+from ..features import EncoderOutput
+from .layer_decay import mamp_layer_id
+from .transformer_blocks import TransformerBlock, stochastic_depth_rates
+
+# Architecture constants of maoyunyao/MAMP (config/*/finetune_t120_layer8_decay.yaml, model/transformer.py).
+MAMP_NUM_FRAMES = 120
+MAMP_SEGMENT_FRAMES = 4  # "t_patch_size": frames per token
+MAMP_EMBED_DIM = 256
+MAMP_DEPTH = 8
+MAMP_NUM_HEADS = 8
+MAMP_MLP_RATIO = 4.0
+MAMP_HEAD_HIDDEN = 2048  # ActionHeadFinetune hidden width
+MAMP_HEAD_DROPOUT = 0.3  # ActionHeadFinetune dropout
+MAMP_LINEAR_BN_EPS = 1e-6  # main_linprobe.py: BatchNorm1d(affine=False, eps=1e-6) before the fc
+MAMP_LINEAR_FC_STD = 0.01  # main_linprobe.py: trunc_normal_(fc.weight, std=0.01) (MoCo v3)
+MAMP_EMBED_STD = 0.02  # trunc_normal_ std of the temporal / spatial embeddings
+
+
+def patchify_skeleton(x: torch.Tensor, segment_frames: int = MAMP_SEGMENT_FRAMES) -> torch.Tensor:
+    """Cut skeletons into (segment, joint) patch vectors.
+
+    Args:
+        x: [B, T, V, C] with T divisible by ``segment_frames``.
+
+    Returns:
+        [B, T / segment_frames, V, segment_frames * C], each vector ordered (frame, channel) as in
+        upstream's ``patchify`` (12 values for 4 frames of xyz).
+    """
+    if x.ndim != 4 or x.shape[1] % segment_frames != 0:
+        raise ValueError(f"expected [B, T, V, C] with T divisible by {segment_frames}, got {tuple(x.shape)}")
+    return rearrange(x, "b (t u) v c -> b t v (u c)", u=segment_frames)
+
+
+def _init_vit_weights(module: nn.Module) -> None:
+    # Upstream's _init_weights: xavier-uniform Linear weights, zero biases, unit LayerNorms
+    # (the patch-embedding Conv2d keeps PyTorch's default init, as upstream).
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class MAMPEncoder(nn.Module):
+    """Token embedding, transformer blocks and final norm for one body at a time.
+
+    Token ``i`` is (segment ``i // V``, joint ``i % V``). 6.34M parameters at the defaults.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        embed_dim: int = MAMP_EMBED_DIM,
+        depth: int = MAMP_DEPTH,
+        num_heads: int = MAMP_NUM_HEADS,
+        mlp_ratio: float = MAMP_MLP_RATIO,
+        num_frames: int = MAMP_NUM_FRAMES,
+        num_joints: int = 25,
+        segment_frames: int = MAMP_SEGMENT_FRAMES,
+        qkv_bias: bool = True,
+        proj_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_frames % segment_frames != 0:
+            raise ValueError(f"num_frames {num_frames} is not divisible by segment_frames {segment_frames}")
+        self.in_channels = in_channels
+        self.embed_dim = embed_dim
+        self.num_frames = num_frames
+        self.num_joints = num_joints
+        self.segment_frames = segment_frames
+        self.num_segments = num_frames // segment_frames
+        self.patch_embed = nn.Conv2d(
+            in_channels, embed_dim, kernel_size=(segment_frames, 1), stride=(segment_frames, 1)
+        )
+        self.temporal_embed = nn.Parameter(torch.zeros(1, self.num_segments, 1, embed_dim))
+        self.spatial_embed = nn.Parameter(torch.zeros(1, 1, num_joints, embed_dim))
+        rates = stochastic_depth_rates(drop_path_rate, depth)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                embed_dim,
+                num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                drop_path=rate,
+            )
+            for rate in rates
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.apply(_init_vit_weights)
+        trunc_normal_(self.temporal_embed, std=MAMP_EMBED_STD)
+        trunc_normal_(self.spatial_embed, std=MAMP_EMBED_STD)
+
+    @property
+    def num_tokens(self) -> int:
+        """L = T' * V tokens per body (750 at the defaults)."""
+        return self.num_segments * self.num_joints
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = (self.num_frames, self.num_joints, self.in_channels)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            dims = ", ".join(map(str, expected))
+            raise ValueError(f"MAMPEncoder expects [B, T, V, C] = [B, {dims}], got {tuple(x.shape)}")
+
+    def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch-embed and add the temporal and spatial embeddings.
+
+        x: [B, T, V, C] -> [B, L, D], L = T' * V in (segment, joint) order.
+        """
+        self._check_input(x)
+        tokens = self.patch_embed(rearrange(x, "b t v c -> b c t v"))
+        tokens = rearrange(tokens, "b d t v -> b t v d") + self.temporal_embed + self.spatial_embed
+        return rearrange(tokens, "b t v d -> b (t v) d")
+
+    def forward_tokens(self, x: torch.Tensor, keep_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Encode all tokens, or only those in ``keep_index`` (they attend only to each other).
+
+        Args:
+            x: [B, T, V, C] one body per row.
+            keep_index: optional int64 [B, K] token indices (e.g. ``TokenMask.keep_index``).
+
+        Returns:
+            [B, L, D] (token order) or [B, K, D] (``keep_index`` order), after the final LayerNorm.
+        """
+        tokens = self.embed_tokens(x)
+        if keep_index is not None:
+            if keep_index.ndim != 2 or keep_index.shape[0] != tokens.shape[0]:
+                raise ValueError(f"keep_index must be [B={tokens.shape[0]}, K], got {tuple(keep_index.shape)}")
+            index = keep_index.to(tokens.device).long().unsqueeze(-1).expand(-1, -1, tokens.shape[-1])
+            tokens = torch.gather(tokens, 1, index)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, V, C] -> token map [B, T', V, D]."""
+        tokens = self.forward_tokens(x)
+        return rearrange(tokens, "b (t v) d -> b t v d", v=self.num_joints)
+
+
+class MAMPFinetuneHead(nn.Module):
+    """Upstream ``ActionHeadFinetune``: dropout -> mean over T' -> flatten V*D -> mean over M ->
+    Linear(V*D, 2048) -> BatchNorm1d -> ReLU -> Linear(2048, classes)."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_joints: int,
+        num_classes: int,
+        hidden_dim: int = MAMP_HEAD_HIDDEN,
+        drop_rate: float = MAMP_HEAD_DROPOUT,
+    ) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(drop_rate)
+        self.fc1 = nn.Linear(embed_dim * num_joints, hidden_dim)
+        self.bn = nn.BatchNorm1d(hidden_dim)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden_dim, num_classes)
+
+    def forward(self, feats: EncoderOutput) -> torch.Tensor:
+        """feats -> logits [N, classes].
+
+        Uses the per-person token map ``aux["person_tokens"]`` [N, M, T', V, D] when present
+        (dropout then per-person pooling, exactly upstream's order); otherwise the persons-averaged
+        ``spatial`` [N, D, T', V]. Both give the same logits in eval mode, since every step before
+        fc1 is linear; in training the dropout masks differ in how they are drawn.
+        """
+        aux = feats.aux or {}
+        person_tokens = aux.get("person_tokens")
+        if person_tokens is not None:
+            pooled = self.dropout(person_tokens).mean(dim=2)  # [N, M, V, D]
+            flat = rearrange(pooled, "n m v d -> n m (v d)").mean(dim=1)
+        elif feats.spatial is not None:
+            pooled = self.dropout(feats.spatial).mean(dim=2)  # [N, D, V]
+            flat = rearrange(pooled, "n d v -> n (v d)")
+        else:
+            raise ValueError("MAMPFinetuneHead needs EncoderOutput.spatial [N, D, T', V] or aux['person_tokens']")
+        return self.fc2(self.relu(self.bn(self.fc1(flat))))
+
+
+class MAMPLinearHead(nn.Module):
+    """Linear probe of ``main_linprobe.py``: BatchNorm1d(D, affine=False, eps=1e-6) -> Linear."""
+
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(embed_dim, affine=False, eps=MAMP_LINEAR_BN_EPS)
+        self.fc = nn.Linear(embed_dim, num_classes)
+        trunc_normal_(self.fc.weight, std=MAMP_LINEAR_FC_STD)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, feats: EncoderOutput) -> torch.Tensor:
+        """feats.pooled [N, D] (mean over persons, segments and joints) -> logits [N, classes]."""
+        return self.fc(self.norm(feats.pooled))
+
+
+@register_model("mamp", modality="skeleton")
+class MAMP(nn.Module):
+    """MAMP transformer with the fine-tune head (19,572,284 parameters at 60 classes) or a linear probe.
+
+    Input [N, M, T=120, V=25, C=3]; every body, zero padding included, goes through the encoder.
+    With ``head="linear"`` the encoder is frozen by default (no gradients, kept in eval mode).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 60,
+        head: str = "finetune",
+        in_channels: int = 3,
+        num_frames: int = MAMP_NUM_FRAMES,
+        num_joints: int = 25,
+        embed_dim: int = MAMP_EMBED_DIM,
+        depth: int = MAMP_DEPTH,
+        num_heads: int = MAMP_NUM_HEADS,
+        mlp_ratio: float = MAMP_MLP_RATIO,
+        segment_frames: int = MAMP_SEGMENT_FRAMES,
+        drop_rate: float = MAMP_HEAD_DROPOUT,
+        proj_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        head_hidden_dim: int = MAMP_HEAD_HIDDEN,
+        freeze_encoder: Optional[bool] = None,
+    ) -> None:
+        super().__init__()
+        if head not in ("finetune", "linear"):
+            raise ValueError(f"head must be 'finetune' or 'linear', not {head!r}")
+        self.num_classes = num_classes
+        self.head_kind = head
+        self.encoder = MAMPEncoder(
+            in_channels=in_channels,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            num_frames=num_frames,
+            num_joints=num_joints,
+            segment_frames=segment_frames,
+            proj_drop_rate=proj_drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+        if head == "finetune":
+            self.head: nn.Module = MAMPFinetuneHead(embed_dim, num_joints, num_classes, head_hidden_dim, drop_rate)
+            self.head.apply(_init_vit_weights)  # upstream's model-wide apply(_init_weights) reaches the head
+        else:
+            self.head = MAMPLinearHead(embed_dim, num_classes)
+        self.encoder_frozen = (head == "linear") if freeze_encoder is None else bool(freeze_encoder)
+        if self.encoder_frozen:
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    def train(self, mode: bool = True) -> "MAMP":
+        """As nn.Module.train, but a frozen encoder stays in eval mode (no drop-path/dropout)."""
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
+        """x: [N, M, T, V, C] -> EncoderOutput.
+
+        sequence [N, T', D] (mean over persons and joints), pooled [N, D] (mean over persons,
+        segments, joints), spatial [N, D, T', V] (persons averaged), aux["person_tokens"]
+        [N, M, T', V, D].
+        """
+        if x.ndim != 5:
+            raise ValueError(f"MAMP expects [N, M, T, V, C], got shape {tuple(x.shape)}")
+        persons = x.shape[1]
+        tokens = self.encoder(rearrange(x, "n m t v c -> (n m) t v c"))
+        tokens = rearrange(tokens, "(n m) t v d -> n m t v d", m=persons)
+        return EncoderOutput(
+            sequence=tokens.mean(dim=(1, 3)),
+            pooled=tokens.mean(dim=(1, 2, 3)),
+            spatial=rearrange(tokens.mean(dim=1), "n t v d -> n d t v"),
+            aux={"person_tokens": tokens},
+        )
+
+    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
+        """EncoderOutput -> logits [N, num_classes]."""
+        return self.head(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
+        return self.forward_head(self.forward_features(x))
+
+    def layer_id(self, name: str) -> int:
+        """Layer id for layer-wise lr decay: embeddings 0, block i -> i + 1, the rest depth + 1."""
+        return mamp_layer_id(name, len(self.encoder.blocks))
+
+    def no_weight_decay(self) -> Set[str]:
+        """Parameters beyond biases and norms that get no weight decay: the position embeddings."""
+        return {"encoder.temporal_embed", "encoder.spatial_embed"}
+
+
+# Upstream parameter names -> ours (checkpoints of maoyunyao/MAMP, pretrain / fine-tune / linprobe).
+_OFFICIAL_PREFIXES: Tuple[Tuple[str, str], ...] = (
+    ("joints_embed.proj.", "encoder.patch_embed."),
+    ("temp_embed", "encoder.temporal_embed"),
+    ("pos_embed", "encoder.spatial_embed"),
+    ("blocks.", "encoder.blocks."),
+    ("norm.", "encoder.norm."),
+    ("head.fc.0.", "head.norm."),  # linprobe: Sequential(BatchNorm1d, Linear)
+    ("head.fc.1.", "head.fc."),
+    ("head.", "head."),
+)
+
+
+def convert_official_mamp_state_dict(
+    state_dict: Dict[str, torch.Tensor],
+) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """Rename an upstream MAMP state dict to :class:`MAMP`'s names.
+
+    Returns (converted, dropped): the decoder, mask token and anything unknown are dropped and
+    listed. Load with ``model.load_state_dict(converted, strict=False)`` when the head differs.
+    """
+    converted: Dict[str, torch.Tensor] = {}
+    dropped: List[str] = []
+    for key, value in state_dict.items():
+        for old, new in _OFFICIAL_PREFIXES:
+            if key.startswith(old):
+                converted[new + key[len(old):]] = value
+                break
+        else:
+            dropped.append(key)
+    return converted, dropped
+
