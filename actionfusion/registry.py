@@ -51,7 +51,7 @@ def register_model(name: Optional[str] = None, *, modality: Optional[str] = None
 
 def _ensure_builtin_models_imported() -> None:
     # Importing the model modules runs their @register_model decorators.
-    from .modalities import skeleton  # noqa: F401  (registers the skeleton encoders)
+    from .modalities.skeleton import models  # noqa: F401  (registers the skeleton encoders)
 
 
 def get_entry(kind: str, name: str) -> RegistryEntry:

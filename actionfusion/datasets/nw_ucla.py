@@ -41,21 +41,10 @@ NUM_CLASSES = len(ACTIONS)
 TRAIN_VIEWS: frozenset[int] = frozenset((1, 2))
 TEST_VIEWS: frozenset[int] = frozenset((3,))
 
-# The 20 Kinect v1 joints, 0-based, in the Kinect for Windows SDK 1.x
-# NUI_SKELETON_POSITION_INDEX order.
-NUM_JOINTS = 20
-JOINT_NAMES: tuple[str, ...] = (
-    "HipCenter", "Spine", "ShoulderCenter", "Head",
-    "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
-    "ShoulderRight", "ElbowRight", "WristRight", "HandRight",
-    "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
-    "HipRight", "KneeRight", "AnkleRight", "FootRight",
-)
-
-# Parent of each joint, 0-based, from the bone list of CTR-GCN feeders/feeder_ucla.py
-# (1-based pairs (child, parent)); ShoulderCenter is its own parent (the root), and HipCenter
-# hangs from Spine as in that list.
-JOINT_PARENTS: tuple[int, ...] = (1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18)
+# The 20 Kinect v1 joints and their parents: defined with the skeleton modality.
+from ..modalities.skeleton.joint_constants import UCLA_JOINT_NAMES as JOINT_NAMES  # noqa: E402
+from ..modalities.skeleton.joint_constants import UCLA_JOINT_PARENTS as JOINT_PARENTS  # noqa: E402
+from ..modalities.skeleton.joint_constants import UCLA_NUM_JOINTS as NUM_JOINTS  # noqa: E402
 
 _NAME_RE = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})$")
 

@@ -172,33 +172,15 @@ ONE_SHOT_EXEMPLARS: tuple[str, ...] = tuple(
 ) + tuple(f"S018C003P008R001A{a:03d}" for a in ONE_SHOT_EVAL_ACTIONS[10:])
 """One exemplar sample per evaluation class, in class order."""
 
-# --- the 25 Kinect v2 joints (Kinect SDK v2 JointType order; NTU README) ----------------
-NUM_JOINTS = 25
-JOINT_NAMES: tuple[str, ...] = (
-    "SpineBase", "SpineMid", "Neck", "Head",
-    "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
-    "ShoulderRight", "ElbowRight", "WristRight", "HandRight",
-    "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
-    "HipRight", "KneeRight", "AnkleRight", "FootRight",
-    "SpineShoulder", "HandTipLeft", "ThumbLeft", "HandTipRight", "ThumbRight",
+# --- the 25 Kinect v2 joints: defined with the skeleton modality, re-exported here ----------
+from ...modalities.skeleton.joint_constants import (  # noqa: E402
+    CENTER_JOINT,
+    JOINT_NAMES,
+    JOINT_PARENTS,
+    JOINT_PARENTS_1BASED,
+    NUM_JOINTS,
+    SPINE_MID,
 )
-"""0-based joint index -> Kinect v2 joint name."""
-
-JOINT_PARENTS_1BASED: tuple[int, ...] = (
-    2, 1, 21, 3, 21, 5, 6, 7, 21, 9, 10, 11, 1, 13, 14, 15, 1, 17, 18, 19, 2, 8, 8, 12, 12,
-)
-"""The official parent of each joint, 1-based: ``connecting_joint`` in
-shahroudy/NTURGB-D@ac2ebc8 ``Matlab/show_skeleton_on_depthmaps.m``.
-Note the official list gives SpineBase (1) the parent SpineMid (2) and SpineMid the parent
-SpineBase: the pair forms the root edge, so a tree walk must treat one of them as root."""
-
-JOINT_PARENTS: tuple[int, ...] = tuple(p - 1 for p in JOINT_PARENTS_1BASED)
-""":data:`JOINT_PARENTS_1BASED` converted to 0-based indices."""
-
-CENTER_JOINT = 20
-"""0-based graph centre, SpineShoulder (joint 21 1-based; the centre used by ST-GCN/CTR-GCN)."""
-SPINE_MID = 1
-"""0-based SpineMid (joint 2 1-based): the origin of the CTR-GCN/MAMP ``seq_transformation``."""
 
 
 def class_names(num_classes: int) -> tuple[str, ...]:

@@ -1,0 +1,194 @@
+"""Composable skeleton transform pipelines built from data (a list of step specs).
+
+A spec is a dict ``{"name": <step>, **options}`` (or a ``(name, options)`` pair), e.g.::
+
+    build_skeleton_pipeline([
+        {"name": "valid_crop_resize", "out_len": 64, "p_interval": [0.5, 1]},
+        {"name": "random_rotation", "max_angle": 0.3},
+        {"name": "stream", "stream": "bone"},
+    ], layout="ntu25", train=True)
+
+Steps (:data:`STEP_NAMES`) and their options:
+
+- ``center``: ``joint`` (1). ``pre_normalize_3d``: ``align_spine``, ``align_center``.
+- ``valid_crop_resize``: ``out_len``, ``p_interval`` (train; default [0.5, 1]),
+  ``test_p_interval`` (evaluation; default [0.95], CTR-GCN's test crop), ``min_len`` (64).
+- ``random_rotation``: ``max_angle`` (0.3 rad); ``random_scale``: ``scale`` (0.1);
+  ``mirror_flip``: ``p`` (0.5, the probability of flipping). These three are augmentations:
+  they run only when ``train`` is true.
+- ``stream``: ``stream`` (one of :data:`.streams.STREAM_NAMES`); ``unified_12ch``: no option.
+
+The transforms themselves live in :mod:`.transforms_geometry` and :mod:`.streams` and are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import numpy as np
+
+from .layouts import JointLayout, get_layout
+from .streams import STREAM_NAMES, make_stream, to_bone, to_motion, to_skip, unified_12ch
+from .transforms_geometry import (center, mirror_flip, pre_normalize_3d, random_rotation, random_scale,
+                                  resize_time, valid_crop_resize, valid_length)
+
+__all__ = [
+    "STEP_NAMES", "SkeletonTransform", "build_skeleton_pipeline", "center", "pre_normalize_3d",
+    "valid_crop_resize", "valid_length", "resize_time", "random_rotation", "random_scale", "mirror_flip",
+    "to_bone", "to_motion", "to_skip", "make_stream", "unified_12ch", "STREAM_NAMES",
+]
+
+StepFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+StepSpec = Union[Mapping[str, Any], Sequence[Any]]
+
+
+def _identity(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return x
+
+
+def _call_center(x: np.ndarray, rng: np.random.Generator, joint: int) -> np.ndarray:
+    return center(x, joint=joint)
+
+
+def _call_pre_normalize_3d(x: np.ndarray, rng: np.random.Generator, align_spine: bool,
+                           align_center: bool) -> np.ndarray:
+    return pre_normalize_3d(x, align_spine=align_spine, align_center=align_center)
+
+
+def _call_mirror_flip(x: np.ndarray, rng: np.random.Generator, layout: JointLayout, p: float) -> np.ndarray:
+    return mirror_flip(x, layout) if rng.random() < p else x
+
+
+def _call_stream(x: np.ndarray, rng: np.random.Generator, stream: str, layout: JointLayout) -> np.ndarray:
+    return make_stream(x, stream, layout)
+
+
+def _call_unified_12ch(x: np.ndarray, rng: np.random.Generator, layout: JointLayout) -> np.ndarray:
+    return unified_12ch(x, layout)
+
+
+# Step factories: (layout, train, **options) -> a picklable step (x, rng) -> x.
+def _center(layout: JointLayout, train: bool, joint: int = 1) -> StepFn:
+    return partial(_call_center, joint=int(joint))
+
+
+def _pre_normalize_3d(layout: JointLayout, train: bool, align_spine: bool = True,
+                      align_center: bool = True) -> StepFn:
+    return partial(_call_pre_normalize_3d, align_spine=bool(align_spine), align_center=bool(align_center))
+
+
+def _valid_crop_resize(layout: JointLayout, train: bool, out_len: int, p_interval: Sequence[float] = (0.5, 1.0),
+                       test_p_interval: Sequence[float] = (0.95,), min_len: int = 64) -> StepFn:
+    interval = tuple(float(p) for p in (p_interval if train else test_p_interval))
+    if len(interval) not in (1, 2):
+        raise ValueError(f"p_interval must hold 1 or 2 values, not {interval}")
+    return partial(_call_valid_crop_resize, out_len=int(out_len), p_interval=interval, min_len=int(min_len))
+
+
+def _call_valid_crop_resize(x: np.ndarray, rng: np.random.Generator, out_len: int,
+                            p_interval: tuple[float, ...], min_len: int) -> np.ndarray:
+    return valid_crop_resize(x, out_len, p_interval, rng, min_len=min_len)
+
+
+def _random_rotation(layout: JointLayout, train: bool, max_angle: float = 0.3) -> StepFn:
+    return partial(_call_random_rotation, max_angle=float(max_angle)) if train else _identity
+
+
+def _call_random_rotation(x: np.ndarray, rng: np.random.Generator, max_angle: float) -> np.ndarray:
+    return random_rotation(x, max_angle, rng)
+
+
+def _random_scale(layout: JointLayout, train: bool, scale: float = 0.1) -> StepFn:
+    return partial(_call_random_scale, scale=float(scale)) if train else _identity
+
+
+def _call_random_scale(x: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    return random_scale(x, scale, rng)
+
+
+def _mirror_flip(layout: JointLayout, train: bool, p: float = 0.5) -> StepFn:
+    return partial(_call_mirror_flip, layout=layout, p=float(p)) if train else _identity
+
+
+def _stream(layout: JointLayout, train: bool, stream: str = "joint") -> StepFn:
+    if stream not in STREAM_NAMES:
+        raise ValueError(f"unknown stream {stream!r}; known: {', '.join(STREAM_NAMES)}")
+    return partial(_call_stream, stream=stream, layout=layout)
+
+
+def _unified_12ch(layout: JointLayout, train: bool) -> StepFn:
+    return partial(_call_unified_12ch, layout=layout)
+
+
+_STEPS: dict[str, Callable[..., StepFn]] = {
+    "center": _center,
+    "pre_normalize_3d": _pre_normalize_3d,
+    "valid_crop_resize": _valid_crop_resize,
+    "random_rotation": _random_rotation,
+    "random_scale": _random_scale,
+    "mirror_flip": _mirror_flip,
+    "stream": _stream,
+    "unified_12ch": _unified_12ch,
+}
+STEP_NAMES: tuple[str, ...] = tuple(_STEPS)
+"""Step names accepted by :func:`build_skeleton_pipeline`."""
+
+
+@dataclass
+class SkeletonTransform:
+    """A sequence of steps applied in order: ``pipeline(x, rng) -> x``.
+
+    Attributes:
+        specs: the step specs it was built from, as ``(name, options)``.
+        train: whether augmentations run and training crops are drawn.
+        layout: the joint layout that mirror and stream steps use.
+    """
+
+    specs: list[tuple[str, dict[str, Any]]]
+    train: bool
+    layout: JointLayout
+    _fns: list[StepFn] = field(repr=False)
+
+    def __call__(self, x: np.ndarray, rng: "np.random.Generator | None" = None) -> np.ndarray:
+        """x float [M, T, V, C] -> float32 [M, T', V, C'] (T', C' set by crop and stream steps)."""
+        rng = np.random.default_rng() if rng is None else rng
+        out = np.asarray(x, dtype=np.float32)
+        for fn in self._fns:
+            out = fn(out, rng)
+        return out
+
+
+def _parse_spec(spec: StepSpec) -> tuple[str, dict[str, Any]]:
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        if "name" not in options:
+            raise ValueError(f"a pipeline step needs a 'name': {dict(spec)!r}")
+        return str(options.pop("name")), options
+    if isinstance(spec, Sequence) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+        return spec[0], dict(spec[1])
+    raise ValueError(f"a pipeline step is a dict with 'name' or a (name, options) pair, not {spec!r}")
+
+
+def build_skeleton_pipeline(steps: Sequence[StepSpec], layout: "str | JointLayout" = "ntu25",
+                            train: bool = True) -> SkeletonTransform:
+    """Build a :class:`SkeletonTransform` from step specs (module docstring).
+
+    Raises:
+        ValueError: an unknown step name (the message lists the known ones) or an option the
+            step does not take.
+    """
+    lay = get_layout(layout)
+    specs, fns = [], []
+    for spec in steps:
+        name, options = _parse_spec(spec)
+        if name not in _STEPS:
+            raise ValueError(f"unknown skeleton transform {name!r}; known: {', '.join(STEP_NAMES)}")
+        try:
+            fns.append(_STEPS[name](lay, train, **options))
+        except TypeError as err:
+            raise ValueError(f"bad options for skeleton transform {name!r}: {options!r} ({err})") from None
+        specs.append((name, options))
+    return SkeletonTransform(specs, train, lay, fns)
