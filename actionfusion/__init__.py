@@ -1,3 +1,7 @@
 """actionfusion: multimodal human action recognition from RGB-D recordings."""
 
+from .registry import create_model, list_models
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "create_model", "list_models"]

@@ -1,0 +1,337 @@
+"""Hyper-GCN: multi-head graph convolution with virtual joints and adaptive hypergraphs.
+
+Follows shared/specs/skeleton-gcn.md, checked against 6UOOON9/Hyper-GCN@cefe70b
+(``model/hypergcn_base.py``, ``model/hypergcn_large.py``, ``graph/tools.py``, ``main.py``):
+
+- joint embedding ``Linear(C -> 128)`` + learnable positional embedding [V, 128] -> tanh ->
+  BatchNorm1d over M*V*128;
+- nine blocks ``ReLU(MS-TCN(HyperGraphConv(x)) + residual(x))``, widths 128 x3, 256 (stride 2)
+  x3, 256 (stride 2) x3 ("hypergcn"; "hypergcn_large": the last three 512); block 3 takes
+  the sum of blocks 1 and 2, block 6 of 4 and 5, block 9 of 7 and 8;
+- each graph convolution appends 3 learnable virtual joints (V' = 28) and aggregates with
+  ``rownorm(E * A_prior) + ReLU(alpha) * G`` per head (K = 8), G the adaptive hypergraph of
+  :mod:`.hypergraph`;
+- the divergence loss (weight 1) pushes each layer's virtual joints apart; it is returned
+  in ``EncoderOutput.aux["loss_divergence"]`` with its weight applied.
+
+Unlike the release (``.cuda(x.get_device())``), everything follows the input's device.
+The MS-TCN here is private to the Hyper-GCN/PSUMNet pair (``padding_mode`` picks
+Hyper-GCN's replicate or CTR-GCN's zero padding).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange, repeat
+from torch import nn
+
+from ...registry import register_model
+from ..features import EncoderOutput
+from .graphs import SkeletonGraph, ntu25_graph
+from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
+
+# Hyper-GCN constants (6UOOON9/Hyper-GCN@cefe70b): embedding width, heads, virtual joints,
+# block widths/strides and the blocks whose input adds the two previous outputs.
+EMBED_DIM = 128
+NUM_HEADS = 8
+NUM_VIRTUAL_JOINTS = 3
+BASE_WIDTHS = (128, 128, 128, 256, 256, 256, 256, 256, 256)
+LARGE_WIDTHS = (128, 128, 128, 256, 256, 256, 512, 512, 512)
+BLOCK_STRIDES = (1, 1, 1, 2, 1, 1, 2, 1, 1)
+SKIP_INTO_BLOCKS = (2, 5, 8)  # 0-based: block i's input is out(i - 1) + out(i - 2)
+DIVERGENCE_WEIGHT = 1.0
+
+
+def _init_conv(conv: nn.Conv2d | nn.Conv1d) -> None:
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """1x1 conv (temporal stride) + BN: the residual projection, [B, C_in, T, V] -> [B, C_out, T/s, V]."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
+    _init_conv(conv)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+
+
+class MultiScaleTemporalConv(nn.Module):
+    """CTR-GCN's MS-TCN: dilated 5x1 branches, a max-pool branch and a strided 1x1 branch.
+
+    Each of the ``len(dilations) + 2`` branches has C_out / branches channels; the
+    outputs are concatenated. No internal residual (the blocks add their own).
+
+    Args:
+        in_channels, out_channels: C_in, C_out (C_out divisible by the branch count).
+        stride: temporal stride.
+        kernel_size: temporal kernel of the dilated branches.
+        dilations: one dilated branch per entry.
+        padding_mode: ``"zeros"`` (CTR-GCN, PSUMNet) or ``"replicate"`` (Hyper-GCN).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        kernel_size: int = 5,
+        dilations: Sequence[int] = (1, 2),
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        num_branches = len(dilations) + 2
+        if out_channels % num_branches:
+            raise ValueError(f"out_channels={out_channels} must be a multiple of {num_branches} branches")
+        width = out_channels // num_branches
+        branches: list[nn.Module] = []
+        for dilation in dilations:
+            pad = (kernel_size - 1) * dilation // 2
+            temporal = nn.Conv2d(width, width, (kernel_size, 1), stride=(stride, 1), padding=(pad, 0),
+                                 dilation=(dilation, 1), padding_mode=padding_mode)
+            branches.append(nn.Sequential(
+                nn.Conv2d(in_channels, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                temporal, nn.BatchNorm2d(width),
+            ))
+        branches.append(nn.Sequential(
+            nn.Conv2d(in_channels, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.MaxPool2d((3, 1), stride=(stride, 1), padding=(1, 0)), nn.BatchNorm2d(width),
+        ))
+        branches.append(nn.Sequential(nn.Conv2d(in_channels, width, 1, stride=(stride, 1)), nn.BatchNorm2d(width)))
+        self.branches = nn.ModuleList(branches)
+        for module in self.modules():  # upstream's weights_init
+            if isinstance(module, nn.Conv2d):
+                _init_conv(module)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C_in, T, V] -> [B, C_out, T / stride, V]."""
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+def virtual_prior_graph(graph: SkeletonGraph, num_virtual: int, num_heads: int) -> np.ndarray:
+    """float32 [K, V', V']: I + In + Out (unnormalised) with virtual vertices, per head.
+
+    Each virtual vertex (indices V..V'-1) has a self-loop and is linked both ways to every
+    real joint (not to the other virtual vertices), as ``get_virtual_graph_ensemble``.
+    """
+    v = graph.num_joints
+    size = v + num_virtual
+    prior = np.eye(size, dtype=np.float32)
+    for child, parent in graph.edges:
+        prior[parent, child] += 1.0  # In (edge child -> parent; A[j, i] for i -> j)
+        prior[child, parent] += 1.0  # Out
+    prior[:v, v:] += 1.0
+    prior[v:, :v] += 1.0
+    return np.repeat(prior[None], num_heads, axis=0)
+
+
+def virtual_joint_divergence(virtual_joints: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean off-diagonal ReLU(cosine similarity) between virtual joints, averaged over layers.
+
+    Args:
+        virtual_joints: per layer a [W, C_l] tensor (W virtual joints, W >= 2).
+
+    Returns:
+        scalar: 0 when every layer's virtual joints are pairwise orthogonal (or opposed),
+        1 when they are identical.
+    """
+    losses = []
+    for joints in virtual_joints:
+        w = joints.shape[0]
+        unit = joints / (joints.norm(dim=-1, keepdim=True) + 1e-8)
+        cosine = torch.relu(unit @ unit.T)
+        off_diagonal = ~torch.eye(w, dtype=torch.bool, device=joints.device)
+        losses.append(cosine[off_diagonal].mean())
+    return torch.stack(losses).mean()
+
+
+class HyperGraphConv(nn.Module):
+    """Multi-head graph convolution over joints + virtual joints with an adaptive hypergraph.
+
+    Args:
+        in_channels, out_channels: C_in, C_out (both divisible by ``num_heads``).
+        prior: float32 [K, V', V'] prior graph from :func:`virtual_prior_graph`.
+        num_virtual: virtual joints appended (V' = V + num_virtual).
+        hyperedge_k: hypergraph neighbourhood size(s).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        prior: np.ndarray,
+        num_virtual: int = NUM_VIRTUAL_JOINTS,
+        hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
+    ) -> None:
+        super().__init__()
+        num_heads = prior.shape[0]
+        if out_channels % num_heads:
+            raise ValueError(f"out_channels={out_channels} must be divisible by {num_heads} heads")
+        num_vertices = prior.shape[-1]
+        ks = (hyperedge_k,) if isinstance(hyperedge_k, int) else tuple(hyperedge_k)
+        if any(not 1 <= k <= num_vertices for k in ks):
+            raise ValueError(f"hyperedge_k={hyperedge_k} must lie in 1..{num_vertices} (joints + virtual joints)")
+        self.num_heads = num_heads
+        self.num_virtual = num_virtual
+        # upstream: one random vector repeated, so the virtual joints start identical
+        self.virtual_joints = nn.Parameter(torch.randn(1, in_channels).repeat(num_virtual, 1))
+        self.register_buffer("prior_graph", torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32)))
+        self.edge_importance = nn.Parameter(torch.ones(prior.shape))
+        self.hypergraph = AdaptiveHypergraph(in_channels, num_heads, hyperedge_k)
+        self.alpha = nn.Parameter(torch.ones(1))
+        self.head_conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, groups=num_heads)
+        _init_conv(self.head_conv)
+        self.down = _conv_bn(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
+        self.bn = nn.BatchNorm2d(out_channels)
+        nn.init.constant_(self.bn.weight, 1e-6)
+        nn.init.zeros_(self.bn.bias)
+
+    def prior_operator(self) -> torch.Tensor:
+        """[K, V', V'] rownorm(E * A_prior)."""
+        weighted = self.edge_importance * self.prior_graph
+        return weighted / (weighted.abs().sum(dim=-1, keepdim=True) + 1e-8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C_in, T, V] -> [B, C_out, T, V] (virtual joints used, then cropped)."""
+        b, _, t, v = x.shape
+        virtual = repeat(self.virtual_joints, "w c -> b c t w", b=b, t=t)
+        x_all = torch.cat([x, virtual], dim=-1)
+        operator = self.prior_operator().unsqueeze(0) + torch.relu(self.alpha) * self.hypergraph(x_all.mean(dim=2))
+        heads = rearrange(self.head_conv(x_all), "b (k c) t v -> b k c t v", k=self.num_heads)
+        y = torch.einsum("bkuv,bkctv->bkctu", operator, heads)
+        y = rearrange(y, "b k c t u -> b (k c) t u")[..., :v]
+        return torch.relu(self.bn(y) + self.down(x))
+
+
+class HyperGCNBlock(nn.Module):
+    """``ReLU(MS-TCN(HyperGraphConv(x)) + residual(x))``, [B, C_in, T, V] -> [B, C_out, T/s, V]."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        prior: np.ndarray,
+        stride: int = 1,
+        num_virtual: int = NUM_VIRTUAL_JOINTS,
+        hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
+    ) -> None:
+        super().__init__()
+        self.gcn = HyperGraphConv(in_channels, out_channels, prior, num_virtual, hyperedge_k)
+        self.tcn = MultiScaleTemporalConv(out_channels, out_channels, stride, padding_mode="replicate")
+        self.residual: nn.Module = (nn.Identity() if in_channels == out_channels and stride == 1
+                                    else _conv_bn(in_channels, out_channels, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C_in, T, V] -> [B, C_out, T / stride, V]."""
+        return torch.relu(self.tcn(self.gcn(x)) + self.residual(x))
+
+
+class HyperGCN(nn.Module):
+    """Hyper-GCN encoder and classifier.
+
+    Args:
+        num_classes: output classes.
+        in_channels: C of the input joints (3 for one stream: joint, bone or motion).
+        num_persons: M, fixed by the input BatchNorm over M*V*128.
+        num_joints: V (the NTU-25 graph, hand-tip variant B).
+        widths: the nine block widths (``BASE_WIDTHS`` or ``LARGE_WIDTHS``).
+        num_virtual: virtual joints per layer.
+        hyperedge_k: neighbourhood size; a list builds multi-scale hypergraphs (averaged),
+            the arXiv v1 idea, not in the released code.
+        drop_rate: dropout before the classifier.
+        divergence_weight: weight of ``aux["loss_divergence"]`` (0 leaves it out).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 60,
+        in_channels: int = 3,
+        num_persons: int = 2,
+        num_joints: int = 25,
+        widths: Sequence[int] = BASE_WIDTHS,
+        num_virtual: int = NUM_VIRTUAL_JOINTS,
+        hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
+        drop_rate: float = 0.0,
+        divergence_weight: float = DIVERGENCE_WEIGHT,
+    ) -> None:
+        super().__init__()
+        graph = ntu25_graph("B")
+        if num_joints != graph.num_joints:
+            raise ValueError(f"Hyper-GCN is built on the NTU-25 graph; num_joints={num_joints} is not 25")
+        if len(widths) != len(BLOCK_STRIDES):
+            raise ValueError(f"widths must name {len(BLOCK_STRIDES)} blocks, got {len(widths)}")
+        if num_virtual < 2 and divergence_weight:
+            raise ValueError("the divergence loss needs at least 2 virtual joints")
+        self.num_persons = num_persons
+        self.num_joints = num_joints
+        self.divergence_weight = divergence_weight
+        self.joint_embedding = nn.Linear(in_channels, EMBED_DIM)
+        self.pos_embedding = nn.Parameter(torch.randn(num_joints, EMBED_DIM))
+        self.data_bn = nn.BatchNorm1d(num_persons * num_joints * EMBED_DIM)
+        prior = virtual_prior_graph(graph, num_virtual, NUM_HEADS)
+        blocks = []
+        in_width = EMBED_DIM
+        for width, stride in zip(widths, BLOCK_STRIDES):
+            blocks.append(HyperGCNBlock(in_width, width, prior, stride, num_virtual, hyperedge_k))
+            in_width = width
+        self.blocks = nn.ModuleList(blocks)
+        self.num_features = in_width
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(in_width, num_classes)
+        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+        nn.init.zeros_(self.fc.bias)
+
+    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
+        """x float32 [N, M, T, V, C] -> EncoderOutput.
+
+        ``sequence`` [N, T', D], ``pooled`` [N, D], ``spatial`` [N, D, T', V] (persons
+        averaged), ``aux["loss_divergence"]`` (weighted scalar, when the weight is non-zero);
+        T' = T / 4, D = the last block width.
+        """
+        n, m, _, v, _ = x.shape
+        if m != self.num_persons or v != self.num_joints:
+            raise ValueError(f"expected [N, {self.num_persons}, T, {self.num_joints}, C] input, got {tuple(x.shape)}")
+        x = torch.tanh(self.joint_embedding(x) + self.pos_embedding)
+        x = rearrange(x, "n m t v c -> n (m v c) t")
+        x = rearrange(self.data_bn(x), "n (m v c) t -> (n m) c t v", m=m, v=v)
+        outputs: list[torch.Tensor] = []
+        for index, block in enumerate(self.blocks):
+            x = block(x + outputs[-2] if index in SKIP_INTO_BLOCKS else x)
+            outputs.append(x)
+        joints = rearrange(x, "(n m) d t v -> n m d t v", n=n).mean(dim=1)
+        aux = {}
+        if self.divergence_weight:
+            divergence = virtual_joint_divergence([block.gcn.virtual_joints for block in self.blocks])
+            aux["loss_divergence"] = self.divergence_weight * divergence
+        return EncoderOutput(
+            sequence=rearrange(joints.mean(dim=-1), "n d t -> n t d"),
+            pooled=joints.mean(dim=(-1, -2)),
+            spatial=joints,
+            aux=aux,
+        )
+
+    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
+        """EncoderOutput -> logits [N, num_classes]."""
+        return self.fc(self.drop(feats.pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x float32 [N, M, T, V, C] -> logits [N, num_classes]."""
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model("hypergcn", modality="skeleton")
+def hypergcn(num_classes: int = 60, **kwargs: object) -> HyperGCN:
+    """Hyper-GCN base (9 blocks, 128-256-256; about 1.04M trainable parameters at 60 classes)."""
+    return HyperGCN(num_classes=num_classes, widths=BASE_WIDTHS, **kwargs)
+
+
+@register_model("hypergcn_large", modality="skeleton")
+def hypergcn_large(num_classes: int = 60, **kwargs: object) -> HyperGCN:
+    """Hyper-GCN large (blocks 7-9 512 wide; about 2.3M trainable parameters)."""
+    return HyperGCN(num_classes=num_classes, widths=LARGE_WIDTHS, **kwargs)
