@@ -90,6 +90,19 @@ def _cmd_export_pyskl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_visualize_poses(args: argparse.Namespace) -> int:
+    from ..modalities.pose.visualize import run_visualize_poses
+
+    store = None
+    if args.store is not None:
+        from ..datasets.store.sample_store import SampleStore
+
+        store = SampleStore(args.store)
+    print(run_visualize_poses(args.input, args.out, backend=args.backend, store=store,
+                              num_frames=args.frames, device=args.device))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -163,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .pkl")
     p.add_argument("--modality", default="skeleton", choices=("skeleton", "pose2d"))
     p.set_defaults(func=_cmd_export_pyskl)
+
+    p = sub.add_parser(
+        "visualize-poses",
+        help="draw keypoints over a video (poses extracted) or a store sample (its pose2d over its RGB crop)",
+    )
+    p.add_argument("input", metavar="VIDEO_OR_SAMPLE", help="a video file, or a sample name of --store")
+    p.add_argument("--out", required=True, help="output: .png (a strip of --frames frames) or .mp4")
+    p.add_argument("--backend", default="default", help="pose backend for a video (default: BlazePose)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--store", default=None, help="sample store that holds VIDEO_OR_SAMPLE")
+    p.add_argument("--frames", type=int, default=6, help="frames in a PNG strip")
+    p.set_defaults(func=_cmd_visualize_poses)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
