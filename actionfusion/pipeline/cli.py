@@ -103,6 +103,32 @@ def _cmd_visualize_poses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import run_train_cli
+
+    return run_train_cli(args.config, args.set or [], args.work_dir, args.resume)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .trainer import run_evaluate_cli
+
+    return run_evaluate_cli(args.config, args.checkpoint, args.set or [], args.split, args.work_dir)
+
+
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    from .metrics import fuse_scores
+
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    print(json.dumps(fuse_scores(args.scores, weights, args.out), sort_keys=True))
+    return 0
+
+
+def _cmd_extract_poses(args: argparse.Namespace) -> int:
+    from .extract_poses import run_extract_poses_cli
+
+    return run_extract_poses_cli(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -176,6 +202,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .pkl")
     p.add_argument("--modality", default="skeleton", choices=("skeleton", "pose2d"))
     p.set_defaults(func=_cmd_export_pyskl)
+
+    p = sub.add_parser("train", help="train a model from a YAML config (torchrun for several GPUs or nodes)")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set data.clip_len=32 (repeatable)")
+    p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")
+    p.add_argument("config")
+    p.add_argument("--checkpoint", required=True, help="weights file, epoch checkpoint dir or a work dir (its best)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    p.add_argument("--work-dir", default=None, help="where to write metrics, confusion PNG and per-class table")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("fuse", help="late-fuse saved stream scores (e.g. joint, bone, motion) with weights")
+    p.add_argument("scores", nargs="+", help="scores_<split>.npy files from training runs")
+    p.add_argument("--weights", default=None, help="comma-separated, e.g. 2,2,1,1 (default: equal)")
+    p.add_argument("--out", default=None, help="directory for fused_metrics.json and fused_scores.npy")
+    p.set_defaults(func=_cmd_fuse)
+
+    p = sub.add_parser(
+        "extract-poses", help="extract 2D (and world 3D) poses of many videos into a store (resumable)"
+    )
+    p.add_argument("inputs", nargs="+", metavar="ROOT_OR_VIDEOS",
+                   help="an NTU-format root, video files, or .txt lists of videos")
+    p.add_argument("--out", required=True, help="the store: prepared (poses are added), earlier, or new")
+    p.add_argument("--backend", default="default", help="pose backend (default: BlazePose through mediapipe)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=2, help="worker processes, one estimator each (0/1: inline)")
+    p.add_argument("--layout", default=None, help="store keypoints in this layout (coco17, ntu25, ...)")
+    p.add_argument("--max-persons", type=int, default=None, help="keep at most N tracks per video")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="redo videos that already have poses")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+    p.set_defaults(func=_cmd_extract_poses)
 
     p = sub.add_parser(
         "visualize-poses",

@@ -14,6 +14,7 @@
         points.npy                   float16 (or float32) [T, N, 3] points, metres, camera space
         pose2d.npy                   float32 [M, T, K, 3] 2D keypoints (x, y, score), pixels
                                      (imported pyskl 2D pickles; pose extraction)
+        pose3d_world.npy             float32 [M, T, K, 3] the pose model's world keypoints, metres
 
 A sample directory that exists holds a ``meta.json``: the directory is renamed into place
 only after every file in it has been written (``atomic_publish_dir``). Hidden ``.tmp-*``
@@ -41,6 +42,7 @@ MODALITY_FILES: dict[str, str] = {
     "depth": "depth.pack",
     "points": "points.npy",
     "pose2d": "pose2d.npy",
+    "pose3d_world": "pose3d_world.npy",
 }
 """The one file that holds each modality inside a sample directory."""
 

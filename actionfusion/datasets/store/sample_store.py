@@ -105,6 +105,10 @@ class SampleStore:
         """float32 [M, T, K, 3] 2D keypoints (x, y, score) in pixels of the source frames."""
         return np.array(self._load_array(name, "pose2d"), dtype=np.float32)
 
+    def load_pose3d_world(self, name: str) -> np.ndarray:
+        """float32 [M, T, K, 3] the pose model's world keypoints (metres; hip-centred for BlazePose)."""
+        return np.array(self._load_array(name, "pose3d_world"), dtype=np.float32)
+
     def load_rgb(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
         """uint8 [t, S, S, 3] RGB person crops; only ``frames`` (all if ``None``) are decoded."""
         return self._load_pack(name, "rgb", frames)

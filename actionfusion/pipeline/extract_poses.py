@@ -1,0 +1,401 @@
+"""Batch pose extraction: ``actionfusion extract-poses ROOT_OR_VIDEOS... --out STORE``.
+
+Runs :func:`~actionfusion.modalities.pose.extract.extract_poses` (which streams the decoder
+and overlaps it with inference) over every video of an NTU-format root or a list of videos,
+and writes each video's 2D poses (and world 3D where the backend gives them) into a sample
+store (:mod:`actionfusion.datasets.store.sample_update`): into the sample ``prepare`` made for
+it, or into a new sample.
+
+* **Workers** are processes (``forkserver``, else ``spawn``); each builds one estimator on its
+  first video and calls ``reset()`` between videos. Each worker keeps OpenCV and the BLAS
+  libraries to one thread: mediapipe is CPU-bound, one estimator per process scales best.
+* **Resumable after kill -9**: every file is written atomically and a sample's ``meta.json``
+  lists ``pose2d`` only after ``pose2d.npy`` is in place, so a rerun skips exactly the videos
+  that were finished (``overwrite=True`` redoes them).
+* **Never fatal per video**: any exception of one video (a corrupt file raises
+  :class:`~actionfusion.errors.VideoDecodeError`) is recorded as (sample, error type,
+  message), the video is skipped, and the list is printed and written atomically to
+  ``<store>/pose_failures.json``. A worker process that dies fails the videos it held and a
+  fresh pool takes the rest.
+* Sample names: the NTU name when the file name parses as one (``<name>_rgb.avi``), else the
+  file stem. Labels come only from NTU names; any other video gets label None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+from ..datasets.store.layout import MANIFEST_FILE, samples_dir
+from ..datasets.store.manifest import config_differences, read_manifest, utc_now_iso, write_manifest
+from ..datasets.store.sample_update import (
+    POSE_STORE_SOURCE,
+    add_pose_to_sample,
+    ensure_pose_store,
+    sample_has_modality,
+)
+from ..errors import StoreError
+from ..io import atomic_write_json, remove_stale_staging
+from ..modalities.skeleton.layouts import get_layout
+from .extract_poses_inputs import VideoJob, collect_video_jobs
+from .extract_poses_report import FAILURES_FILE, ExtractionFailure, ExtractionReport
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+MANIFEST_KEY = "pose_extraction"
+"""Top-level manifest key recording the settings of the extraction that wrote the store's poses."""
+
+ORPHAN_CHECK_S = 0.5
+"""How often a worker checks that the main process is still alive."""
+
+EstimatorFactory = Callable[[], Any]
+"""A picklable ``() -> PoseEstimator`` used instead of ``create_pose_estimator(backend)``."""
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """What every worker needs to extract one video and store it."""
+
+    out: str
+    backend: str = "default"
+    device: str = "cpu"
+    layout: Optional[str] = None
+    max_persons: Optional[int] = None
+    estimator_kwargs: tuple[tuple[str, Any], ...] = ()
+    estimator_factory: Optional[EstimatorFactory] = None
+
+
+@dataclass
+class VideoResult:
+    """What a worker reports for one video."""
+
+    name: str
+    video: str
+    ok: bool
+    num_frames: int = 0
+    num_tracks: int = 0
+    has_world: bool = False
+    error_type: str = ""
+    message: str = ""
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------- one video
+
+_WORKER_ESTIMATORS: dict[tuple[Any, ...], Any] = {}
+"""The estimator of this worker process, built on its first video (keyed by the settings)."""
+
+
+def _build_estimator(settings: ExtractSettings) -> Any:
+    if settings.estimator_factory is not None:
+        return settings.estimator_factory()
+    from ..modalities.pose.estimator import create_pose_estimator
+
+    return create_pose_estimator(settings.backend, device=settings.device, **dict(settings.estimator_kwargs))
+
+
+def _worker_estimator(settings: ExtractSettings) -> Any:
+    key = (settings.backend, settings.device, settings.estimator_kwargs, settings.estimator_factory)
+    if key not in _WORKER_ESTIMATORS:
+        _WORKER_ESTIMATORS.clear()
+        _WORKER_ESTIMATORS[key] = _build_estimator(settings)
+    return _WORKER_ESTIMATORS[key]
+
+
+def extract_one_video(job: VideoJob, settings: ExtractSettings, estimator: Any) -> VideoResult:
+    """Extract ``job`` with ``estimator`` (``extract_poses`` resets it) and write it into the store.
+
+    Never raises for a bad video: any exception becomes a failed :class:`VideoResult`.
+    """
+    from ..modalities.pose.extract import extract_poses
+
+    start = time.perf_counter()
+    try:
+        # extract_poses resets the estimator, streams the decoder and overlaps it with inference.
+        sequence = extract_poses(job.video, backend=estimator, max_persons=settings.max_persons)
+        if settings.layout is not None:
+            sequence = sequence.to_layout(settings.layout)
+        keypoints, world = sequence.keypoints, sequence.world
+        add_pose_to_sample(settings.out, job.name, keypoints, layout=sequence.layout, fps=sequence.fps,
+                           frame_size_hw=(int(sequence.frame_size[0]), int(sequence.frame_size[1])),
+                           backend=settings.backend, world=world, label=job.label, sources={"rgb": job.video})
+    except Exception as err:  # one bad video must never stop the batch
+        return VideoResult(job.name, job.video, False, error_type=type(err).__name__,
+                           message=" ".join(str(err).split()), seconds=time.perf_counter() - start)
+    return VideoResult(job.name, job.video, True, num_frames=int(keypoints.shape[1]),
+                       num_tracks=int(keypoints.shape[0]), has_world=world is not None,
+                       seconds=time.perf_counter() - start)
+
+
+def _init_worker(main_pid: int) -> None:
+    """One thread per library in each worker (the workers run side by side), and exit when the
+    main process is gone (``kill -9`` of the command must not leave workers behind)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+    threading.Thread(target=_exit_when_orphaned, args=(main_pid, os.getppid()), name="orphan-watch",
+                     daemon=True).start()
+
+
+def _exit_when_orphaned(main_pid: int, parent_pid: int, interval_s: float = ORPHAN_CHECK_S) -> None:
+    """Poll until the main process has died or this worker was re-parented, then exit at once.
+
+    An unfinished sample of this worker stays invisible (its files are written atomically and
+    the meta last); the next run redoes it and removes the temporary files.
+    """
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent_pid or not _pid_alive(main_pid):
+            os._exit(1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _extract_in_worker(job: VideoJob, settings: ExtractSettings) -> VideoResult:
+    """A video's result; an estimator that cannot be built raises (a setup error stops the run,
+    as it does inline)."""
+    return extract_one_video(job, settings, _worker_estimator(settings))
+
+
+# ---------------------------------------------------------------------------------------- batch
+
+def extract_poses_batch(
+    inputs: Union[PathLike, Sequence[PathLike]],
+    out_store: PathLike,
+    backend: str = "default",
+    workers: int = 2,
+    progress: bool = True,
+    max_persons: Optional[int] = None,
+    layout: Optional[str] = None,
+    overwrite: bool = False,
+    *,
+    device: str = "cpu",
+    limit: Optional[int] = None,
+    estimator_kwargs: Optional[dict[str, Any]] = None,
+    estimator_factory: Optional[EstimatorFactory] = None,
+) -> ExtractionReport:
+    """Extract the poses of many videos into a sample store (see the module docstring).
+
+    Args:
+        inputs: NTU-format root(s), list file(s) and/or video files (:func:`collect_video_jobs`).
+        out_store: a store made by ``actionfusion prepare`` (poses are added to its samples), an
+            earlier extraction's store (resumed), or a new/empty directory (a store is created).
+        backend: pose backend name (:func:`~actionfusion.modalities.pose.estimator.create_pose_estimator`).
+        workers: worker processes, one estimator each; 0 or 1 extracts in this process.
+        progress: show a tqdm progress bar over videos.
+        max_persons: keep at most this many tracks per video (largest summed score, see
+            ``extract_poses``); None keeps all.
+        layout: convert keypoints to this layout (e.g. ``"coco17"``) before storing; None keeps
+            the backend's.
+        overwrite: redo videos whose sample already has ``pose2d``, and accept a store whose
+            poses were extracted with other settings.
+        device: passed to the backend ("cpu", "cuda", ...).
+        limit: extract at most the first ``limit`` videos (sorted by sample name).
+        estimator_kwargs: backend options.
+        estimator_factory: a picklable ``() -> PoseEstimator`` used instead of the backend
+            registry (custom estimators; the ``backend`` string is still recorded).
+    Returns:
+        the :class:`ExtractionReport` (failures also in ``<store>/pose_failures.json``).
+    Raises:
+        StoreError: ``out_store`` is not a store and not empty; its poses were extracted with
+            different settings (and not ``overwrite``); or the inputs cannot be listed.
+        ValueError: an unknown ``layout`` or ``max_persons`` < 1.
+    """
+    start = time.perf_counter()
+    if max_persons is not None and max_persons < 1:
+        raise ValueError(f"max_persons must be >= 1 (or None for all), got {max_persons}")
+    if layout is not None:
+        layout = get_layout(layout).name  # an unknown layout fails here, not once per video
+    out = Path(out_store)
+    jobs = collect_video_jobs(inputs)
+    if limit is not None:
+        jobs = jobs[: max(int(limit), 0)]
+    record = {"backend": backend, "layout": layout, "max_persons": max_persons}
+    _open_store(out, inputs, record, overwrite)
+    settings = ExtractSettings(out=str(out), backend=backend, device=device, layout=layout, max_persons=max_persons,
+                               estimator_kwargs=tuple(sorted((estimator_kwargs or {}).items())),
+                               estimator_factory=estimator_factory)
+    todo = jobs if overwrite else [j for j in jobs if not sample_has_modality(out, j.name, "pose2d")]
+    num_workers = max(int(workers), 1) if len(todo) > 1 else 1
+    report = ExtractionReport(out=str(out), backend=backend, layout=layout, workers=num_workers,
+                              num_videos=len(jobs), num_skipped=len(jobs) - len(todo))
+    bar = _progress_bar(len(jobs), report.num_skipped, progress)
+
+    def on_result(result: VideoResult) -> None:
+        if result.ok:
+            report.num_extracted += 1
+            report.num_frames += result.num_frames
+            report.num_with_world += result.has_world
+            report.num_without_person += result.num_tracks == 0
+        else:
+            report.num_failed += 1
+            report.failures.append(ExtractionFailure(result.name, result.video, result.error_type, result.message))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=report.num_failed, refresh=False)
+
+    try:
+        if num_workers <= 1:
+            estimator = _build_estimator(settings) if todo else None
+            for job in todo:
+                on_result(extract_one_video(job, settings, estimator))
+        else:
+            _run_parallel(todo, settings, num_workers, on_result)
+    finally:
+        if bar is not None:
+            bar.close()
+    report.elapsed_s = time.perf_counter() - start
+    report.failures.sort(key=lambda f: f.sample)
+    atomic_write_json(out / FAILURES_FILE, report.failures_dicts())
+    _close_store(out, record, report)
+    return report
+
+
+def _open_store(out: Path, inputs: Any, record: dict[str, Any], overwrite: bool) -> None:
+    """Create the store if needed, check and record the extraction settings in its manifest."""
+    source = str(inputs) if isinstance(inputs, (str, os.PathLike)) else ", ".join(str(i) for i in inputs)
+    manifest = ensure_pose_store(out, config=record, source_root=source)
+    previous = manifest.get(MANIFEST_KEY)
+    if isinstance(previous, dict) and not overwrite:
+        differing = config_differences({k: previous.get(k) for k in record}, record)
+        if differing:
+            detail = ", ".join(f"{k}: stored {previous.get(k)!r}, requested {record[k]!r}" for k in differing)
+            raise StoreError(f"{out}: poses were extracted with other settings ({detail}); "
+                             "use another --out or overwrite=True to redo them")
+    remove_stale_staging(out)
+    remove_stale_staging(samples_dir(out))
+    manifest[MANIFEST_KEY] = {**record, "started": utc_now_iso()}
+    if manifest.get("config", {}).get("source") == POSE_STORE_SOURCE:  # a store this command made
+        manifest["config"] = {**record, "source": POSE_STORE_SOURCE}
+    write_manifest(out, manifest)
+
+
+def _close_store(out: Path, record: dict[str, Any], report: ExtractionReport) -> None:
+    """Record the run's counts in the manifest (and, in a store extraction created, the samples)."""
+    if not (out / MANIFEST_FILE).is_file():
+        return
+    manifest = read_manifest(out)
+    manifest[MANIFEST_KEY] = {**dict(manifest.get(MANIFEST_KEY) or record), "finished": utc_now_iso(),
+                              "last_run": {k: v for k, v in report.to_dict().items() if k != "failures"}}
+    if manifest.get("config", {}).get("source") == POSE_STORE_SOURCE:
+        samples = {p.name: {"status": "ok"} for p in sorted(samples_dir(out).iterdir())
+                   if sample_has_modality(out, p.name, "pose2d")}
+        for failure in report.failures:
+            samples.setdefault(failure.sample, {"status": "failed", "reason": f"{failure.error_type}: {failure.message}"})
+        manifest["samples"] = dict(sorted(samples.items()))
+        counts: dict[str, int] = {"ok": 0, "partial": 0, "failed": 0}
+        for entry in samples.values():
+            counts[entry["status"]] += 1
+        manifest["counts"] = counts
+    manifest["updated"] = utc_now_iso()
+    write_manifest(out, manifest)
+
+
+def _run_parallel(todo: list[VideoJob], settings: ExtractSettings, workers: int,
+                  on_result: Callable[[VideoResult], None]) -> None:
+    """Run ``todo`` in a process pool, at most ``2 * workers`` videos in flight.
+
+    A worker that dies breaks the pool: the videos in flight are failed (a rerun retries them)
+    and a fresh pool takes the rest. An exception out of a worker (the estimator cannot be
+    built, the settings cannot be pickled) stops the run, like it does inline.
+    """
+    queue = deque(todo)
+    context = _worker_context()
+    while queue:
+        pending: dict[Future[VideoResult], VideoJob] = {}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(os.getpid(),)) as pool:
+            try:
+                while queue or pending:
+                    while queue and len(pending) < 2 * workers:
+                        job = queue.popleft()
+                        pending[pool.submit(_extract_in_worker, job, settings)] = job
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        result = future.result()  # videos never raise; a setup error does
+                        del pending[future]
+                        on_result(result)
+            except BrokenProcessPool as err:
+                for job in pending.values():
+                    on_result(VideoResult(job.name, job.video, False, error_type=type(err).__name__,
+                                          message=f"worker process died ({err})"))
+                pending.clear()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where available (workers fork from a server that imported the heavy modules
+    once), else ``spawn``; never plain ``fork`` (the caller may hold threads)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["actionfusion.pipeline.extract_poses", "actionfusion.modalities.pose.extract"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="video", desc="extract-poses", dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+def add_extract_poses_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``actionfusion extract-poses`` (for the CLI's sub-parser)."""
+    parser.add_argument("inputs", nargs="+", metavar="ROOT_OR_VIDEOS",
+                        help="an NTU-format root, video files, or .txt lists of videos (one path a line)")
+    parser.add_argument("--out", required=True, help="the store: prepared (poses are added), earlier, or new")
+    parser.add_argument("--backend", default="default", help="pose backend (default: BlazePose through mediapipe)")
+    parser.add_argument("--device", default="cpu", help="device for backends that have a choice (cpu, cuda)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one estimator each (0/1: inline)")
+    parser.add_argument("--layout", default=None, help="store keypoints in this layout (e.g. coco17, ntu25)")
+    parser.add_argument("--max-persons", type=int, default=None, help="keep at most N tracks per video")
+    parser.add_argument("--limit", type=int, default=None, help="extract at most this many videos")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos that already have poses")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+
+
+def run_extract_poses_cli(args: argparse.Namespace) -> int:
+    """Run ``actionfusion extract-poses`` from parsed arguments; prints the report.
+
+    Returns 0, or 3 with ``--strict`` when a video failed.
+    """
+    report = extract_poses_batch(args.inputs, Path(args.out), backend=args.backend, workers=args.workers,
+                                 progress=not args.quiet, max_persons=args.max_persons, layout=args.layout,
+                                 overwrite=args.overwrite, device=args.device, limit=args.limit)
+    print(json.dumps(report.to_dict()) if args.json else report.summary_text())
+    return 3 if args.strict and report.failures else 0
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    """Parse ``argv`` (the command's arguments, without the program name) and run the command."""
+    parser = argparse.ArgumentParser(prog="actionfusion extract-poses", description=__doc__.split("\n", 1)[0])
+    add_extract_poses_arguments(parser)
+    return run_extract_poses_cli(parser.parse_args(list(argv) if argv is not None else None))
