@@ -1,0 +1,238 @@
+"""Building blocks shared by the skeleton GCNs: input normalisation, temporal convolutions, residuals.
+
+Tensors inside the networks are laid out ``[N', C, T, V]`` with ``N' = N * M`` (every person of
+every clip is one sample), as in the reference implementations:
+
+- CTR-GCN (Uason-Chen/CTR-GCN@e13d758 ``model/ctrgcn.py``): :class:`UnitTCN`,
+  :class:`MultiScaleTCN` (four branches, kernel 5, dilations 1 and 2).
+- pyskl (kennymckormick/pyskl@3f6795f ``pyskl/models/gcns/utils/tcn.py``): :class:`UnitTCN`,
+  :class:`MixedScaleTCN` (six branches and a 1x1 transform, ST-GCN++).
+- ST-GCN (yysijie/st-gcn@221c0e1 ``net/st_gcn.py``): the input :class:`DataBatchNorm`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+BranchSpec = Union[Tuple[int, int], Tuple[str, int], str]
+"""A temporal branch: ``(kernel, dilation)``, ``("max", kernel)`` or ``"1x1"``."""
+
+# pyskl mstcn default: four dilated 3-tap convolutions, a max-pool branch and a 1x1 branch.
+PYSKL_MSTCN_BRANCHES: Tuple[BranchSpec, ...] = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+
+
+def conv_init_fan_out(conv: nn.Conv2d) -> None:
+    """Kaiming-normal weights (fan out), zero bias: CTR-GCN's ``conv_init``."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def bn_init(bn: nn.BatchNorm2d, scale: float) -> None:
+    """Constant gamma ``scale``, zero beta: CTR-GCN's ``bn_init``."""
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
+
+
+def temporal_padding(kernel_size: int, dilation: int) -> int:
+    """Padding keeping T unchanged at stride 1 for a dilated ``kernel_size`` x 1 convolution."""
+    return (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
+
+
+class DataBatchNorm(nn.Module):
+    """Input BatchNorm1d over the joint coordinates, then the persons folded into the batch.
+
+    ``per_person=True`` normalises each (person slot, joint, channel) separately
+    (``BatchNorm1d(M * V * C)``, CTR-GCN); ``False`` shares statistics across persons
+    (``BatchNorm1d(V * C)``, ST-GCN and pyskl's default ``'VC'``).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int, num_persons: int = 2, per_person: bool = True) -> None:
+        super().__init__()
+        self.per_person = per_person
+        self.num_persons = num_persons
+        width = in_channels * num_joints * (num_persons if per_person else 1)
+        self.bn = nn.BatchNorm1d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float [N, M, T, V, C] -> [N * M, C, T, V] (persons of one clip adjacent)."""
+        n, m, t, v, c = x.shape
+        if self.per_person:
+            if m != self.num_persons:
+                raise ValueError(f"this model was built for M = {self.num_persons} persons, got M = {m}")
+            y = self.bn(rearrange(x, "n m t v c -> n (m v c) t"))
+            return rearrange(y, "n (m v c) t -> (n m) c t v", m=m, v=v, c=c)
+        y = self.bn(rearrange(x, "n m t v c -> (n m) (v c) t"))
+        return rearrange(y, "nm (v c) t -> nm c t v", v=v, c=c)
+
+
+class UnitTCN(nn.Module):
+    """A ``kernel_size`` x 1 temporal convolution followed by BatchNorm (or nothing)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 9,
+        stride: int = 1,
+        dilation: int = 1,
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=(kernel_size, 1),
+            padding=(temporal_padding(kernel_size, dilation), 0),
+            stride=(stride, 1),
+            dilation=(dilation, 1),
+        )
+        self.bn = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
+        return self.bn(self.conv(x))
+
+
+def block_residual(in_channels: int, out_channels: int, stride: int, enabled: bool = True) -> Optional[nn.Module]:
+    """The residual path of a GCN block.
+
+    None when ``enabled`` is False (the block adds nothing), identity when the shapes
+    match, otherwise a strided 1x1 convolution + BatchNorm.
+    """
+    if not enabled:
+        return None
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    return UnitTCN(in_channels, out_channels, kernel_size=1, stride=stride)
+
+
+def add_residual(y: torch.Tensor, x: torch.Tensor, residual: Optional[nn.Module]) -> torch.Tensor:
+    """``y + residual(x)``, or ``y`` when ``residual`` is None."""
+    return y if residual is None else y + residual(x)
+
+
+class MultiScaleTCN(nn.Module):
+    """CTR-GCN's multi-scale temporal convolution (``MultiScale_TemporalConv``, residual off).
+
+    ``len(dilations) + 2`` branches of ``C_out / branches`` channels, concatenated:
+    per dilation, 1x1 conv -> BN -> ReLU -> ``kernel_size`` x 1 dilated conv -> BN; one of
+    1x1 conv -> BN -> ReLU -> 3x1 max-pool -> BN; one strided 1x1 conv -> BN.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 5,
+        stride: int = 1,
+        dilations: Sequence[int] = (1, 2),
+    ) -> None:
+        super().__init__()
+        num_branches = len(dilations) + 2
+        if out_channels % num_branches:
+            raise ValueError(f"out_channels {out_channels} must be a multiple of the {num_branches} branches")
+        width = out_channels // num_branches
+        branches = [
+            nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                UnitTCN(width, width, kernel_size=kernel_size, stride=stride, dilation=dilation),
+            )
+            for dilation in dilations
+        ]
+        branches.append(
+            nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=(3, 1), stride=(stride, 1), padding=(1, 0)),
+                nn.BatchNorm2d(width),
+            )
+        )
+        branches.append(
+            nn.Sequential(nn.Conv2d(in_channels, width, kernel_size=1, stride=(stride, 1)), nn.BatchNorm2d(width))
+        )
+        self.branches = nn.ModuleList(branches)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """CTR-GCN's ``weights_init``: Kaiming fan-out convolutions, BN gamma ~ N(1, 0.02)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                conv_init_fan_out(m)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class MixedScaleTCN(nn.Module):
+    """pyskl's ``mstcn`` (ST-GCN++): branches, then BN -> ReLU -> 1x1 transform -> BN.
+
+    Branch widths are ``C_out // B``; the first branch takes the remainder. Branch kinds
+    (``branches``): ``(k, d)`` 1x1 conv -> BN -> ReLU -> k x 1 conv of dilation d (no BN);
+    ``("max", k)`` 1x1 conv -> BN -> ReLU -> k x 1 max-pool; ``"1x1"`` a strided 1x1 conv.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        branches: Sequence[BranchSpec] = PYSKL_MSTCN_BRANCHES,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        num_branches = len(branches)
+        width = out_channels // num_branches
+        first_width = out_channels - width * (num_branches - 1)
+        modules = []
+        for i, spec in enumerate(branches):
+            c = first_width if i == 0 else width
+            if spec == "1x1":
+                modules.append(nn.Conv2d(in_channels, c, kernel_size=1, stride=(stride, 1)))
+                continue
+            if not isinstance(spec, tuple) or len(spec) != 2:
+                raise ValueError(f"unknown temporal branch {spec!r}")
+            stem = [nn.Conv2d(in_channels, c, kernel_size=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            if spec[0] == "max":
+                pool_k = int(spec[1])
+                tail: nn.Module = nn.MaxPool2d((pool_k, 1), stride=(stride, 1), padding=((pool_k - 1) // 2, 0))
+            else:
+                kernel, dilation = int(spec[0]), int(spec[1])
+                tail = UnitTCN(c, c, kernel_size=kernel, stride=stride, dilation=dilation, norm=False)
+            modules.append(nn.Sequential(*stem, tail))
+        self.branches = nn.ModuleList(modules)
+        concat = first_width + width * (num_branches - 1)
+        self.transform = nn.Sequential(
+            nn.BatchNorm2d(concat), nn.ReLU(inplace=True), nn.Conv2d(concat, out_channels, kernel_size=1)
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.drop = nn.Dropout(dropout, inplace=True)  # its input is a BN output, unused by backward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
+        y = torch.cat([branch(x) for branch in self.branches], dim=1)
+        return self.drop(self.bn(self.transform(y)))
+
+
+def init_head_linear(fc: nn.Linear, std: Optional[float]) -> None:
+    """Normal(0, ``std``) weights and zero bias; ``None`` keeps PyTorch's default."""
+    if std is not None:
+        nn.init.normal_(fc.weight, 0.0, std)
+        nn.init.zeros_(fc.bias)
+
+
+def ctrgcn_fc_std(num_classes: int) -> float:
+    """CTR-GCN's classifier init std, ``sqrt(2 / num_classes)``."""
+    return math.sqrt(2.0 / num_classes)

@@ -1,0 +1,125 @@
+"""ST-GCN++ (Duan et al., "PYSKL", ACM MM 2022 demo): ST-GCN with a learnable graph and MS-TCN.
+
+Follows kennymckormick/pyskl@3f6795f ``pyskl/models/gcns/stgcn.py`` with the ST-GCN++ config
+(``gcn_adaptive='init'``, ``gcn_with_res=True``, ``tcn_type='mstcn'``, graph ``nturgb+d`` /
+``spatial``) and ``GCNHead`` (FC 256 -> C), checked against ``utils/gcn.py`` and ``utils/tcn.py``,
+written anew. Graph: NTU-25 hand variant B, ``ctrgcn_partition`` (I, In, Out), learnable
+(initialised to it). Spatial unit: 1x1 conv to K * C_out, ``y_w = sum_k sum_v h_kv A_k[v, w]``,
+BN, + down(x), ReLU. Temporal: :class:`MixedScaleTCN` (six branches). Data BN over V * C.
+1,403,144 parameters at 60 classes (1,418,564 at 120).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...registry import register_model
+from ..features import EncoderOutput
+from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual
+from .graphs import ctrgcn_partition, ntu25_graph
+from .skeleton_head import SkeletonClassifierHead, pool_joint_features
+
+# Widths and temporal strides: 10 stages, base 64, doubled and strided at stages 5 and 8 (pyskl STGCN).
+STGCNPP_STAGES = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
+# pyskl GCNHead init_std.
+_GCN_HEAD_INIT_STD = 0.01
+
+
+class AdaptiveGraphConv(nn.Module):
+    """pyskl ``unit_gcn`` with ``adaptive='init'``, ``conv_pos='pre'``, ``with_res=True``."""
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray) -> None:
+        super().__init__()
+        self.A = nn.Parameter(torch.from_numpy(np.asarray(adjacency, dtype=np.float32)).clone())  # [K, V, V]
+        self.num_subsets = int(self.A.shape[0])
+        self.conv = nn.Conv2d(in_channels, out_channels * self.num_subsets, kernel_size=1)
+        self.bn = nn.BatchNorm2d(out_channels)
+        if in_channels != out_channels:
+            self.down: nn.Module = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+        else:
+            self.down = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N', C_in, T, V] -> [N', C_out, T, V]."""
+        h = self.conv(x)
+        h = h.reshape(h.shape[0], self.num_subsets, -1, h.shape[2], h.shape[3])  # [N', K, C_out, T, V]
+        y = torch.einsum("nkctv,kvw->nctw", h, self.A)
+        return torch.relu_(self.bn(y) + self.down(x))  # the sum is a fresh tensor: in place is safe
+
+
+class STGCNPPBlock(nn.Module):
+    """ReLU(MixedScaleTCN(AdaptiveGraphConv(x)) + residual(x))."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: np.ndarray,
+        stride: int = 1,
+        residual: bool = True,
+        tcn_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency)
+        self.tcn = MixedScaleTCN(out_channels, out_channels, stride=stride, dropout=tcn_dropout)
+        self.residual = block_residual(in_channels, out_channels, stride, residual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
+        return torch.relu_(add_residual(self.tcn(self.gcn(x)), x, self.residual))
+
+
+class STGCNPP(nn.Module):
+    """ST-GCN++ encoder and classifier.
+
+    Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
+    (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]); ``forward`` gives logits.
+    ``tcn_dropout`` is pyskl's per-block MS-TCN dropout (0 in the ST-GCN++ configs, never
+    in block 1); ``drop_rate`` the classifier's dropout (pyskl GCNHead default 0).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 60,
+        in_channels: int = 3,
+        drop_rate: float = 0.0,
+        tcn_dropout: float = 0.0,
+        adjacency: Optional[np.ndarray] = None,
+    ) -> None:
+        super().__init__()
+        a = ctrgcn_partition(ntu25_graph("B")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
+        self.num_classes = num_classes
+        self.num_joints = int(a.shape[-1])
+        self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False)
+        blocks = []
+        c_in = in_channels
+        for i, (c_out, stride) in enumerate(STGCNPP_STAGES):
+            first = i == 0
+            dropout = 0.0 if first else tcn_dropout
+            blocks.append(STGCNPPBlock(c_in, c_out, a, stride, residual=not first, tcn_dropout=dropout))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.num_features = c_in
+        self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=_GCN_HEAD_INIT_STD)
+
+    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
+        """x: [N, M, T, V, C] -> EncoderOutput (D = 256, T' = ceil(T / 4))."""
+        return pool_joint_features(self.blocks(self.data_bn(x)), x.shape[1])
+
+    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
+        """feats -> logits [N, num_classes]."""
+        return self.head(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model("stgcnpp", modality="skeleton")
+def stgcnpp(num_classes: int = 60, **kwargs: object) -> STGCNPP:
+    """ST-GCN++ (pyskl), NTU-25 graph B, learnable I/In/Out topology, six-branch MS-TCN; 1.40M params at 60."""
+    return STGCNPP(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,326 @@
+"""Typed experiment configs: YAML files with ``_base_`` inheritance and dotted ``--set`` overrides.
+
+A config file holds one experiment::
+
+    _base_: ../base/skeleton.yaml   # optional: a file (or list of files) whose values this one overrides
+    experiment: synthetic_ctrgcn
+    seed: 0
+    data: {store: demo_output/store, benchmark: ntu60_xsub, clip_len: 64, ...}
+    model: {name: ctrgcn, num_classes: 60, kwargs: {}}
+    optim: {name: sgd, lr: 0.1, ...}
+    schedule: {name: step, epochs: 65, ...}
+    train: {label_smoothing: 0.0, ...}
+
+Loading merges the bases (mappings merge key by key, every other value -- lists included --
+is replaced), applies the overrides (``"data.clip_len=32"``, ``"schedule.milestones=[2, 3]"``,
+``"model.kwargs.drop_rate=0.1"``; values parsed with ``yaml.safe_load``), then builds the
+dataclasses, checking every key and type. A bad key or value raises :class:`ConfigError`
+naming the full dotted key (and, for an unknown key, the allowed ones).
+
+Types: ``int`` fields take ints only (a string or a float is an error; ``True`` is not an int);
+``float`` fields take ints and floats, and also strings that ``float()`` parses, because YAML 1.1
+reads ``1e-4`` (no dot) as a string; ``bool`` fields take booleans only.
+
+The configs are frozen dataclasses; their lists and dicts are plain containers, so treat them
+as read-only too. ``ExperimentConfig.from_dict(cfg.to_dict()) == cfg`` always holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Union
+
+import yaml
+
+from ..datasets.ntu.splits import BENCHMARKS
+from ..io import atomic_write_text
+from ..modalities.skeleton.streams import STREAM_NAMES
+from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
+
+__all__ = [
+    "BASE_KEY", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
+    "ExperimentConfig", "load_config", "load_config_dict", "save_config", "apply_overrides", "parse_override",
+]
+
+STREAMS: tuple[str, ...] = STREAM_NAMES + ("unified12",)
+"""``data.stream`` values: a stream of the transform pipeline's ``stream`` step, or ``"unified12"``:
+PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the channel axis (12 channels)."""
+
+MODALITIES: tuple[str, ...] = ("skeleton",)
+LAYOUTS: tuple[str, ...] = ("ntu25",)
+
+
+def _default_train_transforms() -> list[dict[str, Any]]:
+    # CTR-GCN feeder: valid crop-resize with p in [0.5, 1], random rotation up to 0.3 rad.
+    return [{"name": "valid_crop_resize", "p_interval": [0.5, 1.0]}, {"name": "random_rotation", "max_angle": 0.3}]
+
+
+def _default_test_transforms() -> list[dict[str, Any]]:
+    return [{"name": "valid_crop_resize", "p_interval": [0.95]}]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the samples come from and how clips are made.
+
+    Attributes:
+        store: prepared sample store (path relative to the current directory).
+        benchmark: one of :data:`BENCHMARKS`.
+        validation_fraction: share of training groups (performers; setups for xset) held out
+            for validation, in [0, 1). Model selection uses val, never test.
+        modality: ``"skeleton"``.
+        layout: joint layout of the store's skeletons (``"ntu25"``).
+        stream: one of :data:`STREAMS`; ``"unified12"`` gives 12 channels.
+        clip_len: frames T of every clip.
+        max_persons: persons M per clip (padded with zeros or truncated).
+        train_transforms: transform specs (``{"name": ..., **options}``) of training clips.
+        test_transforms: transform specs of validation and test clips.
+        test_clips: clips K per validation/test sample (K > 1: "skeleton" is [K, M, T, V, C]).
+        batch_size: GLOBAL batch size (per process = batch_size / world_size).
+        num_workers: data loader worker processes per process.
+    """
+
+    store: str = "demo_output/store"
+    benchmark: str = "ntu60_xsub"
+    validation_fraction: float = 0.1
+    modality: str = "skeleton"
+    layout: str = "ntu25"
+    stream: str = "joint"
+    clip_len: int = 64
+    max_persons: int = 2
+    train_transforms: list[dict[str, Any]] = field(default_factory=_default_train_transforms)
+    test_transforms: list[dict[str, Any]] = field(default_factory=_default_test_transforms)
+    test_clips: int = 1
+    batch_size: int = 16
+    num_workers: int = 2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``create_model(name, num_classes=num_classes, **kwargs)``."""
+
+    name: str = "ctrgcn"
+    num_classes: int = 60
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimizer: ``name`` one of ``pipeline.optim.OPTIMIZERS`` (sgd, adamw, adamw_layer_decay).
+
+    ``layer_decay`` (only with ``adamw_layer_decay``) scales each layer's lr by decay^(depth - layer);
+    ``momentum`` and ``nesterov`` apply to sgd, ``betas`` to the AdamW variants.
+    """
+
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0004
+    layer_decay: Optional[float] = None
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate schedule: linear warm-up, then ``step`` (x gamma at each milestone epoch),
+    ``cosine`` (to ``min_lr``) or ``constant`` (``pipeline.optim.SCHEDULES``)."""
+
+    name: str = "step"
+    epochs: int = 65
+    warmup_epochs: int = 5
+    milestones: list[int] = field(default_factory=lambda: [35, 55])
+    gamma: float = 0.1
+    min_lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loss and loop settings (``grad_clip`` None = no clipping; ``keep_last`` checkpoints kept)."""
+
+    label_smoothing: float = 0.0
+    grad_clip: Optional[float] = None
+    amp: bool = True
+    eval_every: int = 1
+    keep_last: int = 2
+    log_every: int = 20
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: what data, which model, how to train it."""
+
+    experiment: str = "experiment"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (deep copy) that :meth:`from_dict` turns back into an equal config."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ExperimentConfig":
+        """Build and check a config from a nested dict (no ``_base_`` handling here).
+
+        Raises:
+            ConfigError: unknown key, wrong type or out-of-range value.
+        """
+        cfg = _build_dataclass(cls, data, "")
+        _check_ranges(cfg)
+        return cfg
+
+
+# ----------------------------------------------------------------------------- type checking
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against the annotation ``tp`` (and converted: int -> float, tuple -> list)."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ConfigError(key, f"must not be null (expected {_type_name(tp)})")
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as err:
+                errors.append(err.message)
+        raise ConfigError(key, "; ".join(errors))
+    if origin is list:
+        (item_type,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        _, value_type = typing.get_args(tp) or (str, Any)
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a mapping, got {type(value).__name__} {value!r}")
+        out = {}
+        for sub_key, sub_value in value.items():
+            if not isinstance(sub_key, str):
+                raise ConfigError(key, f"mapping keys must be strings, got {sub_key!r}")
+            out[sub_key] = _coerce(sub_value, value_type, _join(key, sub_key))
+        return out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected true or false, got {type(value).__name__} {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected an integer, got {type(value).__name__} {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(key, f"expected a number, got {type(value).__name__} {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"expected a string, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _build_dataclass(tp, value, key)
+    raise TypeError(f"config field {key} has an unsupported annotation {tp!r}")  # a bug in this module
+
+
+def _build_dataclass(cls: Any, data: Any, prefix: str) -> Any:
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(where, f"expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(_join(prefix, str(key)), f"unknown key; allowed keys of {where}: {', '.join(allowed)}")
+    values = {name: _coerce(data[name], hints[name], _join(prefix, name)) for name in allowed if name in data}
+    return cls(**values)
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(key, message)
+
+
+def _check_ranges(cfg: ExperimentConfig) -> None:
+    data, optim, schedule, train = cfg.data, cfg.optim, cfg.schedule, cfg.train
+    _require(bool(cfg.experiment), "experiment", "must not be empty")
+    _require(data.benchmark in BENCHMARKS, "data.benchmark", f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}")
+    _require(0.0 <= data.validation_fraction < 1.0, "data.validation_fraction", "must lie in [0, 1)")
+    _require(data.modality in MODALITIES, "data.modality", f"{data.modality!r} is not one of {', '.join(MODALITIES)}")
+    _require(data.layout in LAYOUTS, "data.layout", f"{data.layout!r} is not one of {', '.join(LAYOUTS)}")
+    _require(data.stream in STREAMS, "data.stream", f"{data.stream!r} is not one of {', '.join(STREAMS)}")
+    for key in ("clip_len", "max_persons", "test_clips", "batch_size"):
+        _require(getattr(data, key) >= 1, f"data.{key}", "must be at least 1")
+    _require(data.num_workers >= 0, "data.num_workers", "must not be negative")
+    for list_key in ("train_transforms", "test_transforms"):
+        for i, spec in enumerate(getattr(data, list_key)):
+            _require(isinstance(spec.get("name"), str), f"data.{list_key}[{i}]", "each transform needs a string 'name'")
+            _require(spec["name"] not in ("stream", "unified_12ch"), f"data.{list_key}[{i}]",
+                     "the stream step is added from data.stream; do not list it")
+    _require(cfg.model.num_classes >= 1, "model.num_classes", "must be at least 1")
+    from .optim import OPTIMIZERS, SCHEDULES  # the names the trainer builds (imports torch)
+
+    _require(optim.name in OPTIMIZERS, "optim.name", f"{optim.name!r} is not one of {', '.join(OPTIMIZERS)}")
+    _require(schedule.name in SCHEDULES, "schedule.name", f"{schedule.name!r} is not one of {', '.join(SCHEDULES)}")
+    _require(optim.layer_decay is None or optim.name == "adamw_layer_decay", "optim.layer_decay",
+             f"only optim.name 'adamw_layer_decay' uses it (optim.name is {optim.name!r}); set it to null")
+    _require(optim.lr > 0, "optim.lr", "must be positive")
+    _require(optim.weight_decay >= 0, "optim.weight_decay", "must not be negative")
+    _require(optim.layer_decay is None or 0 < optim.layer_decay <= 1, "optim.layer_decay", "must lie in (0, 1] or be null")
+    _require(len(optim.betas) == 2, "optim.betas", "must hold two numbers")
+    _require(schedule.epochs >= 1, "schedule.epochs", "must be at least 1")
+    _require(0 <= schedule.warmup_epochs <= schedule.epochs, "schedule.warmup_epochs", "must lie in [0, epochs]")
+    _require(list(schedule.milestones) == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
+    _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "must lie in [0, 1)")
+    _require(train.grad_clip is None or train.grad_clip > 0, "train.grad_clip", "must be positive or null")
+    for key in ("eval_every", "keep_last", "log_every"):
+        _require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
+
+
+def load_config(path: PathLike, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Load a YAML config (safe), resolve ``_base_``, apply ``--set`` overrides, check it.
+
+    Args:
+        path: the YAML file.
+        overrides: ``"dotted.key=value"`` strings, applied in order.
+    Returns:
+        The checked :class:`ExperimentConfig` (``experiment`` defaults to the file's stem).
+    Raises:
+        ConfigError: missing or invalid file, unknown key, wrong type, bad value.
+    """
+    return ExperimentConfig.from_dict(load_config_dict(path, overrides))
+
+
+def save_config(cfg: ExperimentConfig, path: PathLike) -> None:
+    """Write ``cfg`` as YAML (atomically) such that :func:`load_config` reads back an equal config."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+    atomic_write_text(path, text)

@@ -1,0 +1,139 @@
+"""Build the train / val / test clip datasets an :class:`ExperimentConfig` describes.
+
+The trainer owns loaders and samplers; this module only opens the store, splits the samples
+and builds the transform pipelines.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..datasets.clip_dataset import SkeletonClipDataset, ClipTransform
+from ..datasets.ntu.splits import split_samples
+from ..datasets.store.sample_store import SampleStore
+from ..errors import StoreError
+from .config import ConfigError, DataConfig, ExperimentConfig
+
+PipelineBuilder = Callable[[list[dict[str, Any]], str, bool], ClipTransform]
+"""``build_skeleton_pipeline(specs, layout, train) -> (x [M, T, V, C], rng) -> x'``."""
+
+
+def _pipeline_builder() -> PipelineBuilder:
+    from ..modalities.skeleton.transforms import build_skeleton_pipeline
+
+    return build_skeleton_pipeline
+
+
+def _resolve_spec(spec: dict[str, Any], data: DataConfig, train: bool) -> dict[str, Any]:
+    """A transform spec of the config, completed for ``build_skeleton_pipeline``.
+
+    ``valid_crop_resize`` gets ``out_len = data.clip_len`` unless it names one; in
+    ``test_transforms`` its ``p_interval`` is the evaluation crop, passed on as ``test_p_interval``
+    (the pipeline reads ``p_interval`` only when training).
+    """
+    spec = dict(spec)
+    if spec.get("name") == "valid_crop_resize":
+        spec.setdefault("out_len", data.clip_len)
+        if not train and "p_interval" in spec:
+            spec.setdefault("test_p_interval", spec.pop("p_interval"))
+    return spec
+
+
+def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBuilder] = None) -> ClipTransform:
+    """The clip pipeline ``(x float32 [M, T, V, 3], rng) -> [M, T', V, C]``.
+
+    ``data.train_transforms`` (or ``test_transforms``), then the stream step: ``{"name": "stream"}``
+    for one stream (C = 3), or ``unified_12ch`` for ``stream: unified12`` (joint, bone, joint
+    motion, bone motion concatenated: C = 12), computed after the augmentations as in CTR-GCN's
+    and PSUMNet's feeders.
+    """
+    build = builder or _pipeline_builder()
+    specs = [_resolve_spec(spec, data, train) for spec in (data.train_transforms if train else data.test_transforms)]
+    if data.stream == "unified12":
+        specs.append({"name": "unified_12ch"})
+    else:
+        specs.append({"name": "stream", "stream": data.stream})
+    return build(specs, data.layout, train)
+
+
+def open_store(path: str) -> SampleStore:
+    """Open the configured store, or explain how to make one.
+
+    Raises:
+        ConfigError: ``data.store`` is not a prepared sample store.
+    """
+    hint = ("prepare one with `actionfusion prepare ROOT --out STORE` (real NTU data), or run `make demo` "
+            "(synthetic data into demo_output/store), then point data.store at it")
+    if not Path(path).is_dir():
+        raise ConfigError("data.store", f"no sample store at {path!r} (relative to {Path.cwd()}); {hint}")
+    try:
+        return SampleStore(path)
+    except StoreError as err:
+        raise ConfigError("data.store", f"{err}; {hint}") from err
+
+
+def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[str]]:
+    """``{"train", "val", "test"}`` sample names of ``cfg.data.benchmark``.
+
+    Validation holds out whole training groups (:func:`split_samples`). When that leaves it empty
+    although ``validation_fraction > 0`` -- a small store whose performers miss the held-out
+    groups, like the synthetic set -- a seeded per-sample fraction of train is held out instead,
+    with a warning (on real NTU data the group carve-out is never empty).
+    """
+    data = cfg.data
+    splits = split_samples(names, data.benchmark, exclude_missing=True,
+                           validation_fraction=data.validation_fraction, seed=cfg.seed)
+    if data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
+        train = splits["train"]
+        count = min(len(train) - 1, max(1, int(round(data.validation_fraction * len(train)))))
+        chosen = set(np.random.default_rng(cfg.seed).permutation(len(train))[:count].tolist())
+        splits["val"] = sorted(train[i] for i in chosen)
+        splits["train"] = [name for i, name in enumerate(train) if i not in chosen]
+        warnings.warn(
+            f"{data.benchmark}: no sample of the store belongs to the held-out validation groups; "
+            f"holding out {count} random training samples (seed {cfg.seed}) instead. Samples of one "
+            "performer can then lie in both train and val, so val accuracy is optimistic.",
+            stacklevel=2,
+        )
+    return splits
+
+
+def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBuilder] = None) -> dict[str, Any]:
+    """``{"train", "val", "test"}`` :class:`SkeletonClipDataset` of the config.
+
+    Train clips use ``data.train_transforms`` (one clip per item); val and test clips use
+    ``data.test_transforms`` and ``data.test_clips`` clips per item. Every dataset seeds its
+    randomness with ``cfg.seed``.
+
+    Args:
+        cfg: the experiment.
+        pipeline_builder: replaces ``build_skeleton_pipeline`` (tests, custom transforms).
+    Raises:
+        ConfigError: missing store, or a split with no samples (train or test).
+    """
+    data = cfg.data
+    store = open_store(data.store)
+    splits = split_names(cfg, store.names)
+    for part in ("train", "test"):
+        if not splits[part]:
+            hint = (" after the validation carve-out (lower data.validation_fraction or change seed)"
+                    if part == "train" and splits["val"] else "")
+            raise ConfigError("data.benchmark", f"the store {data.store} has no {part} samples of {data.benchmark}{hint}")
+    datasets = {}
+    for part, names in splits.items():
+        train = part == "train"
+        datasets[part] = SkeletonClipDataset(
+            store,
+            names,
+            build_transform(data, train, pipeline_builder),
+            clip_len=data.clip_len,
+            num_clips=1 if train else data.test_clips,
+            seed=cfg.seed,
+            max_persons=data.max_persons,
+            train=train,
+        )
+    return datasets
