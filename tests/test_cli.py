@@ -20,13 +20,17 @@ def test_help_lists_subcommands():
 
 def test_demo_tiny_end_to_end_and_resume(tmp_path):
     out = tmp_path / "demo"
-    first = _run("demo", "--scale", "tiny", "--out", str(out))
+    quick = ("--set", "schedule.epochs=1", "--set", "schedule.warmup_epochs=0", "--set", "data.clip_len=16")
+    first = _run("demo", "--scale", "tiny", "--out", str(out), *quick)
     assert first.returncode == 0, first.stderr[-2000:]
     record = json.loads(first.stdout.strip().splitlines()[-1])
     assert record["samples"] == 30 and record["failed"] == 0
+    assert 0.0 <= record["test_top1"] <= 1.0
     assert "samples per class, ntu60_xsub" in first.stdout
+    assert "held-out accuracy" in first.stdout
+    assert (out / "work_dirs" / "synthetic_ctrgcn" / "confusion.png").is_file()
     # Running again resumes: nothing is generated or prepared twice.
-    second = _run("demo", "--scale", "tiny", "--out", str(out))
+    second = _run("demo", "--scale", "tiny", "--out", str(out), *quick)
     assert second.returncode == 0
     assert "(0 generated now, 30 already there)" in second.stdout
     assert "0 prepared now" in second.stdout

@@ -132,7 +132,8 @@ def _cmd_extract_poses(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), seed=args.seed, workers=args.workers, scale=args.scale)
+    return run_demo(Path(args.out), seed=args.seed, workers=args.workers, scale=args.scale,
+                    train_overrides=tuple(args.set or ()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a value of the demo's training config, e.g. --set schedule.epochs=5")
     p.set_defaults(func=_cmd_demo)
     return parser
 
