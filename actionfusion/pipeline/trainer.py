@@ -62,6 +62,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def limit_cpu_threads(cfg: Any, ctx: DistContext) -> int:
+    """On CPU, give each process ``train.cpu_threads`` torch threads (default: the cores left
+    after the loader workers, shared between local processes). Returns the number set (0 on GPU)."""
+    if ctx.device.type != "cpu":
+        return 0
+    threads = getattr(cfg.train, "cpu_threads", None)
+    if threads is None:
+        cores = os.cpu_count() or 1
+        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        threads = max(1, (cores - int(cfg.data.num_workers) * local_processes) // local_processes)
+    torch.set_num_threads(int(threads))
+    return int(threads)
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed torch (CPU and CUDA); with ``deterministic`` prefer deterministic kernels (warn, don't fail)."""
     torch.manual_seed(int(seed))
@@ -142,6 +156,7 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     if not resume and list_checkpoints(work_dir):
         raise FileExistsError(f"{work_dir} already holds checkpoints: pass resume=True (--resume) or another work dir")
     seed_everything(cfg.seed, cfg.train.deterministic)
+    limit_cpu_threads(cfg, ctx)
     datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     workers = int(cfg.data.num_workers)
@@ -264,6 +279,7 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
     ctx = init_distributed()
     try:
         seed_everything(cfg.seed, cfg.train.deterministic)
+        limit_cpu_threads(cfg, ctx)
         datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
         if not len(datasets.get(split) or []):
             raise ValueError(f"the {split} split of {cfg.experiment} is empty")
