@@ -129,6 +129,20 @@ def _cmd_extract_poses(args: argparse.Namespace) -> int:
     return run_extract_poses_cli(args)
 
 
+def _cmd_pose3d_train(args: argparse.Namespace) -> int:
+    from .pose3d import run_pose3d_train
+
+    run_pose3d_train(args.config, args.set or [], args.work_dir)
+    return 0
+
+
+def _cmd_pose3d_evaluate(args: argparse.Namespace) -> int:
+    from .pose3d import run_pose3d_evaluate
+
+    run_pose3d_evaluate(args.config, args.checkpoint, args.set or [])
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -255,6 +269,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="sample store that holds VIDEO_OR_SAMPLE")
     p.add_argument("--frames", type=int, default=6, help="frames in a PNG strip")
     p.set_defaults(func=_cmd_visualize_poses)
+
+    p = sub.add_parser("pose3d", help="UniPose weakly supervised 3D pose (train / evaluate; MPJPE, mAP@10cm)")
+    pose3d = p.add_subparsers(dest="pose3d_command", required=True, metavar="STEP")
+    q = pose3d.add_parser(
+        "train", help="train the point network, then the depth/RGB A2J lifting networks on its pseudo-labels"
+    )
+    q.add_argument("config")
+    q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    q.add_argument("--work-dir", default=None)
+    q.set_defaults(func=_cmd_pose3d_train)
+    q = pose3d.add_parser("evaluate", help="evaluate a train run against the held-out 3D reference")
+    q.add_argument("config")
+    q.add_argument("--checkpoint", required=True, help="the train run's work dir")
+    q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    q.set_defaults(func=_cmd_pose3d_evaluate)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")

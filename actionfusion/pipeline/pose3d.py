@@ -1,0 +1,235 @@
+"""``actionfusion pose3d train|evaluate``: UniPose on an NTU-format root (weakly supervised 3D pose).
+
+Data (per sample of the benchmark split, first actor only; samples where a second body appears
+in a kept frame are skipped, since the masked depth then holds two people):
+
+- skeleton file (``read_skeleton_file``): the rendered skeleton's depthX/depthY make the simulated
+  2D detections (:func:`actionfusion.modalities.pose.unipose.dataset.simulate_detections`); its
+  x, y, z, converted to COCO-17, is the held-out 3D reference, used only by evaluation;
+- masked depth PNGs (``iter_depth_frames``), back-projected with ``KINECT_V2_DEPTH_3DV``
+  (``depth_to_points``) and sampled to N points (``sample_points``, random);
+- RGB video (``open_video``, streamed): crops mapped from the depth-pixel box through the
+  synthetic colour camera, which sits at the depth camera's optical centre (true of the
+  synthetic generator; real NTU colour and depth cameras are offset, so ``data.use_rgb`` should
+  stay false there until a registration is added).
+
+Frames are subsampled by ``data.frame_stride`` / ``max_frames_per_sample`` (CPU budget).
+Outputs under ``work_dir``: ``point_net.safetensors``, ``depth_a2j.safetensors``,
+``rgb_a2j.safetensors``, ``config.json``, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..datasets.ntu.depth import iter_depth_frames
+from ..datasets.ntu.index import SamplePaths, scan_ntu_root
+from ..datasets.ntu.skeleton_file import read_skeleton_file
+from ..datasets.ntu.splits import split_samples
+from ..datasets.synthetic.cameras import scaled_color_intrinsics
+from ..geometry import KINECT_V2_COLOR_APPROX, KINECT_V2_DEPTH_3DV, DEPTH_SIZE_HW, CameraIntrinsics
+from ..io import atomic_write_json, load_yaml
+from ..modalities.pointcloud.backproject import depth_to_points
+from ..modalities.pointcloud.sampling import sample_points
+from ..modalities.pose.unipose import dataset as ud
+from ..modalities.pose.unipose.config import UniPoseConfig, UniPoseConfigError, unipose_config_from_dict
+from ..modalities.pose.unipose.metrics import pose_metrics
+from ..modalities.pose.unipose.train import (build_lifting_net, build_point_net, predict_lifting, predict_points,
+                                              train_lifting_network, train_point_network)
+from ..modalities.rgb.video import open_video
+from ..modalities.skeleton.layouts import convert_layout
+from .checkpoints import load_weights, save_weights
+from .config import apply_overrides
+
+Logger = Callable[[str], None]
+INTRINSICS: CameraIntrinsics = KINECT_V2_DEPTH_3DV
+WEIGHT_FILES = {"point": "point_net.safetensors", "depth": "depth_a2j.safetensors", "rgb": "rgb_a2j.safetensors"}
+
+
+def load_pose3d_config(config_path: "str | Path", overrides: Iterable[str] = ()) -> UniPoseConfig:
+    """The YAML config with ``KEY=VALUE`` overrides applied (unknown keys raise :class:`UniPoseConfigError`)."""
+    raw = load_yaml(config_path) or {}
+    if not isinstance(raw, dict):
+        raise UniPoseConfigError("<root>", f"{config_path} does not hold a mapping")
+    return unipose_config_from_dict(apply_overrides(raw, list(overrides)))
+
+
+def _sample_seed(name: str, seed: int) -> int:
+    return (zlib.crc32(name.encode()) + 1_000_003 * seed) % (2**32)
+
+
+def _single_actor(joints: np.ndarray, kept: Sequence[int]) -> bool:
+    """joints float [B, T, 25, 12]: no body other than the first is present in a kept frame."""
+    if joints.shape[0] < 2:
+        return True
+    others = np.isfinite(joints[1:, kept, :, 0]).any()
+    return not bool(others)
+
+
+def load_sequence(paths: SamplePaths, cfg: UniPoseConfig) -> Optional[tuple[ud.SequenceRecord, np.ndarray]]:
+    """Read one sample into a :class:`SequenceRecord` and its naive-baseline poses float32 [T, 17, 3].
+
+    Returns None when the sample lacks skeleton or masked depth, has no kept frame, or has a second actor.
+    """
+    if paths.skeleton is None or paths.depth_masked is None or (cfg.data.use_rgb and paths.rgb is None):
+        return None
+    d = cfg.data
+    sk = read_skeleton_file(paths.skeleton)
+    joints = sk.joints[0]  # [T, 25, 12], first actor
+    present = np.isfinite(joints[:, :, 0]).all(axis=1)
+    kept = [t for t in range(0, sk.num_frames, d.frame_stride) if present[t]]
+    if d.max_frames_per_sample:
+        kept = kept[: d.max_frames_per_sample]
+    if not kept or not _single_actor(sk.joints, kept):
+        return None
+    rng = np.random.default_rng(_sample_seed(paths.name, cfg.detector.seed))
+    n = cfg.detector
+    det_all = ud.simulate_detections(np.nan_to_num(joints[:, :, 3:5]), rng, n.pixel_sigma, n.miss_prob, n.swap_prob,
+                                     n.outlier_prob, n.outlier_pixels, n.score_range)
+    reference_all = convert_layout(joints[:, :, :3], "ntu25", ud.LAYOUT, missing="nearest")
+    wanted = {t: i for i, t in enumerate(kept)}
+    pts, boxes, refs, crops, base, surf = {}, {}, {}, {}, {}, {}
+    for index, depth in iter_depth_frames(paths.depth_masked):
+        t = index - 1
+        if t not in wanted:
+            continue
+        det = det_all[t]
+        cloud = depth_to_points(depth, INTRINSICS)
+        pts[t] = sample_points(cloud, d.num_points, "random", rng=_sample_seed(paths.name, t))
+        boxes[t] = ud.detection_box(det, d.crop_padding, DEPTH_SIZE_HW)
+        refs[t] = ud.crop_reference_depth(depth, boxes[t])
+        crops[t] = ud.depth_crop(depth, boxes[t], d.crop_size, refs[t])
+        base[t] = ud.naive_lift(det, depth, INTRINSICS, d.depth_window)
+        surf[t] = ud.surface_thickness_targets(det, depth, INTRINSICS, d.depth_window, cfg.loss.surface_max_radius_m)
+    kept = [t for t in kept if t in pts]
+    if not kept:
+        return None
+    rgb = None
+    if d.use_rgb:
+        rgb_by_t = {}
+        with open_video(paths.rgb) as video:
+            h, w = video.frame_size
+            color = scaled_color_intrinsics(KINECT_V2_COLOR_APPROX, w, h)
+            for t, frame in enumerate(video.iter_frames()):
+                if t in pts:
+                    box_c = ud.depth_box_to_color(boxes[t], INTRINSICS, color)
+                    rgb_by_t[t] = ud.rgb_crop(frame, box_c, d.crop_size)
+                if t >= kept[-1]:
+                    break
+        kept = [t for t in kept if t in rgb_by_t]
+        if not kept:
+            return None
+        rgb = np.stack([rgb_by_t[t] for t in kept])
+    record = ud.SequenceRecord(
+        name=paths.name, frame_indices=np.array(kept), points=np.stack([pts[t] for t in kept]),
+        det=det_all[kept], depth_crop=np.stack([crops[t] for t in kept]),
+        box=np.stack([boxes[t] for t in kept]), ref_depth=np.array([refs[t] for t in kept], np.float32),
+        reference=reference_all[kept].astype(np.float32), surface=np.stack([surf[t] for t in kept]), rgb_crop=rgb)
+    return record, np.stack([base[t] for t in kept])
+
+
+def load_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
+               ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
+    """Records and naive-baseline poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``."""
+    if not cfg.data.root:
+        raise UniPoseConfigError("data.root", "set it to an NTU-format root (e.g. --set data.root=DIR)")
+    index = scan_ntu_root(cfg.data.root)
+    names = split_samples(index.names(), cfg.data.benchmark, exclude_missing=False)[split]
+    limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_test_samples
+    records, baselines, skipped = [], [], 0
+    t0 = time.perf_counter()
+    for name in names:
+        if limit and len(records) >= limit:
+            break
+        loaded = load_sequence(index.samples[name], cfg)
+        if loaded is None:
+            skipped += 1
+            continue
+        records.append(loaded[0])
+        baselines.append(loaded[1])
+    if log:
+        frames = sum(r.num_frames for r in records)
+        log(f"{split}: {len(records)} samples, {frames} frames ({skipped} skipped: missing modality or two actors) "
+            f"in {time.perf_counter() - t0:.1f}s")
+    if not records:
+        raise UniPoseConfigError("data.root", f"no usable {split} samples under {cfg.data.root}")
+    return records, baselines
+
+
+def _metrics(poses: Sequence[np.ndarray], records: Sequence[ud.SequenceRecord]) -> dict[str, float]:
+    return pose_metrics(np.concatenate(list(poses)), np.concatenate([r.reference for r in records]))
+
+
+def evaluate_models(cfg: UniPoseConfig, records: Sequence[ud.SequenceRecord], baselines: Sequence[np.ndarray],
+                    models: dict[str, torch.nn.Module]) -> dict[str, dict[str, float]]:
+    """MPJPE (m) and mAP@10cm of the baseline and of each model against the held-out reference."""
+    out = {"naive_baseline": _metrics(baselines, records)}
+    if "point" in models:
+        out["point_network"] = _metrics(predict_points(models["point"], records), records)
+    for modality in ("depth", "rgb"):
+        if modality in models:
+            out[f"{modality}_lifting"] = _metrics(predict_lifting(models[modality], records, modality, cfg), records)
+    return out
+
+
+def run_pose3d_train(config_path: "str | Path", overrides: Iterable[str] = (), work_dir: "str | Path | None" = None,
+                     log: Logger = print) -> dict[str, Any]:
+    """Train the point network (stage 1) and the lifting networks (stage 2), then evaluate on the test split.
+
+    Returns the metrics dict written to ``work_dir/metrics.json``.
+    """
+    cfg = load_pose3d_config(config_path, overrides)
+    torch.set_num_threads(cfg.train.threads)
+    work = Path(work_dir) if work_dir else Path("work_dirs") / Path(config_path).stem
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    train_records, _ = load_split(cfg, "train", log)
+    test_records, test_base = load_split(cfg, "test", log)
+    point, point_hist = train_point_network(train_records, cfg, INTRINSICS, log)
+    save_weights(work / WEIGHT_FILES["point"], point)
+    pseudo = predict_points(point, train_records)
+    models: dict[str, torch.nn.Module] = {"point": point}
+    lift_hist = {}
+    for modality in (("depth", "rgb") if cfg.data.use_rgb else ("depth",)):
+        models[modality], lift_hist[modality] = train_lifting_network(
+            train_records, pseudo, modality, cfg, INTRINSICS, log)
+        save_weights(work / WEIGHT_FILES[modality], models[modality])
+    results = evaluate_models(cfg, test_records, test_base, models)
+    report = {"test": results, "train_pseudo_labels": _metrics(pseudo, train_records),
+              "point_loss_history": point_hist, "lift_loss_history": lift_hist,
+              "train_frames": sum(r.num_frames for r in train_records),
+              "test_frames": sum(r.num_frames for r in test_records), "seconds": time.perf_counter() - t0}
+    atomic_write_json(work / "config.json", cfg.to_dict())
+    atomic_write_json(work / "metrics.json", report)
+    log(json.dumps({"test": results, "seconds": round(report["seconds"], 1)}))
+    return report
+
+
+def run_pose3d_evaluate(config_path: "str | Path", checkpoint: "str | Path", overrides: Iterable[str] = (),
+                        log: Logger = print) -> dict[str, dict[str, float]]:
+    """Evaluate the weights in the ``checkpoint`` directory (a train run's work_dir) on the test split."""
+    cfg = load_pose3d_config(config_path, overrides)
+    torch.set_num_threads(cfg.train.threads)
+    ckpt = Path(checkpoint)
+    if not (ckpt / WEIGHT_FILES["point"]).is_file():
+        raise FileNotFoundError(f"{ckpt}: no {WEIGHT_FILES['point']} (pass the train run's work_dir)")
+    models: dict[str, torch.nn.Module] = {"point": build_point_net(cfg, INTRINSICS)}
+    load_weights(ckpt / WEIGHT_FILES["point"], models["point"])
+    for modality in ("depth", "rgb"):
+        path = ckpt / WEIGHT_FILES[modality]
+        if path.is_file() and (modality == "depth" or cfg.data.use_rgb):
+            models[modality] = build_lifting_net(cfg, modality)
+            load_weights(path, models[modality])
+    for m in models.values():
+        m.eval()
+    records, baselines = load_split(cfg, "test", log)
+    results = evaluate_models(cfg, records, baselines, models)
+    log(json.dumps({"test": results}))
+    return results
