@@ -79,7 +79,7 @@ def test_synthetic_configs_share_the_synthetic_base() -> None:
     for model in ENCODERS:
         cfg = load_config(CONFIGS / "synthetic" / f"{model}.yaml")
         recipe = load_config(CONFIGS / "ntu60_xsub" / f"{model}.yaml")
-        assert (cfg.data.clip_len, cfg.data.batch_size) == (32, 16)
+        assert cfg.data.clip_len == 32 and cfg.data.batch_size <= 16  # short clips, small batches
         assert cfg.schedule.epochs < recipe.schedule.epochs and cfg.optim.lr < recipe.optim.lr
         assert cfg.data.stream == recipe.data.stream and cfg.optim.name == recipe.optim.name
         assert {k: v for k, v in cfg.model.kwargs.items() if k != "num_frames"} == recipe.model.kwargs

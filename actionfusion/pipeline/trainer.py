@@ -146,7 +146,11 @@ def train(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = T
     work_dir = Path(work_dir)
     ctx = init_distributed()
     try:
-        return _train(cfg, work_dir, resume, progress, datasets, ctx)
+        results = _train(cfg, work_dir, resume, progress, datasets, ctx)
+        # Every rank leaves the process group together: a rank tearing gloo down while another
+        # is still in a collective aborted the process ("terminate called without an active exception").
+        barrier(ctx)
+        return results
     finally:
         shutdown_distributed(ctx)
 
