@@ -27,6 +27,8 @@ as read-only too. ``ExperimentConfig.from_dict(cfg.to_dict()) == cfg`` always ho
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import types
 import typing
@@ -240,10 +242,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 return float(value)
-            except ValueError:
-                pass
         raise ConfigError(key, f"expected a number, got {type(value).__name__} {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from ...registry import register_model
-from ..features import EncoderOutput
 from .gcn_blocks import (
     DataBatchNorm,
     MultiScaleTCN,
@@ -31,7 +30,7 @@ from .gcn_blocks import (
     ctrgcn_fc_std,
 )
 from .graphs import ctrgcn_partition, ntu25_graph
-from .skeleton_head import SkeletonClassifierHead, pool_joint_features
+from .skeleton_head import SkeletonClassifierHead, StackedGCN
 
 AGGREGATIONS = ("correct", "pyskl_transpose")
 
@@ -138,7 +137,7 @@ class CTRGCNBlock(nn.Module):
         return torch.relu_(add_residual(self.tcn(self.gcn(x)), x, self.residual))
 
 
-class CTRGCN(nn.Module):
+class CTRGCN(StackedGCN):
     """CTR-GCN encoder and classifier.
 
     Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
@@ -170,18 +169,6 @@ class CTRGCN(nn.Module):
         self.num_features = c_in
         self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=ctrgcn_fc_std(num_classes))
         bn_init(self.data_bn.bn, 1.0)
-
-    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x: [N, M, T, V, C] -> EncoderOutput (D = 256, T' = ceil(T / 4))."""
-        return pool_joint_features(self.blocks(self.data_bn(x)), x.shape[1])
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("ctrgcn", modality="skeleton")

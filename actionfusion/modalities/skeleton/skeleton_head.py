@@ -47,3 +47,26 @@ class SkeletonClassifierHead(nn.Module):
     def forward(self, feats: EncoderOutput) -> torch.Tensor:
         """feats.pooled: [N, D] -> logits [N, num_classes]."""
         return self.fc(self.drop(feats.pooled))
+
+
+class StackedGCN(nn.Module):
+    """The forward shared by GCNs that are: input BatchNorm -> ``blocks`` -> joint pooling -> ``head``.
+
+    Subclasses set ``data_bn`` (input [N, M, T, V, C] -> [N*M, C, T, V]), ``blocks`` and ``head``.
+    """
+
+    data_bn: nn.Module
+    blocks: nn.Module
+    head: SkeletonClassifierHead
+
+    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
+        """x: [N, M, T, V, C] -> EncoderOutput (D = the last block's width, T' = ceil(T / 4))."""
+        return pool_joint_features(self.blocks(self.data_bn(x)), x.shape[1])
+
+    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
+        """feats -> logits [N, num_classes]."""
+        return self.head(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
+        return self.forward_head(self.forward_features(x))

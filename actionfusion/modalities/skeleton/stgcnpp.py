@@ -18,10 +18,9 @@ import torch
 from torch import nn
 
 from ...registry import register_model
-from ..features import EncoderOutput
 from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual
 from .graphs import ctrgcn_partition, ntu25_graph
-from .skeleton_head import SkeletonClassifierHead, pool_joint_features
+from .skeleton_head import SkeletonClassifierHead, StackedGCN
 
 # Widths and temporal strides: 10 stages, base 64, doubled and strided at stages 5 and 8 (pyskl STGCN).
 STGCNPP_STAGES = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
@@ -73,7 +72,7 @@ class STGCNPPBlock(nn.Module):
         return torch.relu_(add_residual(self.tcn(self.gcn(x)), x, self.residual))
 
 
-class STGCNPP(nn.Module):
+class STGCNPP(StackedGCN):
     """ST-GCN++ encoder and classifier.
 
     Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
@@ -105,18 +104,6 @@ class STGCNPP(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.num_features = c_in
         self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=_GCN_HEAD_INIT_STD)
-
-    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x: [N, M, T, V, C] -> EncoderOutput (D = 256, T' = ceil(T / 4))."""
-        return pool_joint_features(self.blocks(self.data_bn(x)), x.shape[1])
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("stgcnpp", modality="skeleton")
