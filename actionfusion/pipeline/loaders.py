@@ -58,38 +58,32 @@ def _loader_generator(seed: int) -> torch.Generator:
     return generator
 
 
+def _sharded_loader(dataset: Dataset, ctx: DistContext, batch_size: int, num_workers: int, seed: int,
+                    train: bool) -> DataLoader:
+    """Batches from a :class:`ShardedSampler`: shuffled and padded for training, in order otherwise."""
+    sampler = EpochTaggedSampler(
+        ShardedSampler(len(dataset), ctx.world_size, ctx.rank, shuffle=train, seed=seed, pad=train)  # type: ignore[arg-type]
+    )
+    return DataLoader(
+        EpochIndexedDataset(dataset),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=ctx.device.type == "cuda",
+        persistent_workers=num_workers > 0,
+        drop_last=False,
+        generator=_loader_generator(seed),
+    )
+
+
 def build_train_loader(dataset: Dataset, ctx: DistContext, batch_size: int, num_workers: int, seed: int) -> DataLoader:
     """Shuffled, sharded (padded to equal length per rank) training batches of ``batch_size`` per process.
 
     Call ``loader.sampler.set_epoch(epoch)`` before each epoch.
     """
-    sampler = EpochTaggedSampler(
-        ShardedSampler(len(dataset), ctx.world_size, ctx.rank, shuffle=True, seed=seed, pad=True)  # type: ignore[arg-type]
-    )
-    return DataLoader(
-        EpochIndexedDataset(dataset),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=ctx.device.type == "cuda",
-        persistent_workers=num_workers > 0,
-        drop_last=False,
-        generator=_loader_generator(seed),
-    )
+    return _sharded_loader(dataset, ctx, batch_size, num_workers, seed, train=True)
 
 
 def build_eval_loader(dataset: Dataset, ctx: DistContext, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
     """In-order, unpadded evaluation batches: rank ``r`` loads samples ``r, r + W, ...`` of epoch 0."""
-    sampler = EpochTaggedSampler(
-        ShardedSampler(len(dataset), ctx.world_size, ctx.rank, shuffle=False, seed=seed, pad=False)  # type: ignore[arg-type]
-    )
-    return DataLoader(
-        EpochIndexedDataset(dataset),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=ctx.device.type == "cuda",
-        persistent_workers=num_workers > 0,
-        drop_last=False,
-        generator=_loader_generator(seed),
-    )
+    return _sharded_loader(dataset, ctx, batch_size, num_workers, seed, train=False)
