@@ -130,9 +130,9 @@ def test_divergence_loss_zero_for_orthogonal_and_one_for_identical() -> None:
 
 def test_model_divergence_follows_its_virtual_joints() -> None:
     torch.manual_seed(4)
-    model = hg.HyperGCN(num_classes=10, divergence_weight=2.0)
+    model = hg.HyperGCN(num_classes=10, divergence_weight=2.0, virtual_init="upstream")
     x = torch.randn(1, 2, 8, 25, 3)
-    # upstream initialises the three virtual joints identical: cosine 1, loss = weight
+    # the release initialises the three virtual joints identical: cosine 1, loss = weight
     assert model.forward_features(x).aux["loss_divergence"].item() == pytest.approx(2.0, abs=1e-4)
     with torch.no_grad():
         for block in model.blocks:
@@ -164,3 +164,25 @@ def test_registered_names() -> None:
     pytest.importorskip("actionfusion.modalities.skeleton.models", reason="the registry's model aggregator is not in the tree yet")
     assert {"hypergcn", "hypergcn_large"} <= set(list_models("skeleton"))
     assert isinstance(create_model("hypergcn_large", num_classes=7, hyperedge_k=[5, 9]), hg.HyperGCN)
+
+
+def test_independent_virtual_joints_let_the_divergence_loss_act() -> None:
+    """The release repeats one vector: identical virtual joints get identical gradients, so the
+    divergence loss stays at 1 with no gradient. Independent draws give it a gradient that lowers it."""
+    torch.manual_seed(0)
+    upstream = hg.HyperGCN(num_classes=5, virtual_init="upstream")
+    joints = [block.gcn.virtual_joints for block in upstream.blocks]
+    loss = hg.virtual_joint_divergence(joints)
+    loss.backward()
+    assert loss.item() == pytest.approx(1.0, abs=1e-5)
+    assert all(float(j.grad.abs().max()) < 1e-6 for j in joints)
+
+    ours = hg.HyperGCN(num_classes=5)
+    joints = [block.gcn.virtual_joints for block in ours.blocks]
+    before = hg.virtual_joint_divergence(joints)
+    assert before.item() < 0.9
+    before.backward()
+    with torch.no_grad():
+        for j in joints:
+            j -= 0.5 * j.grad
+    assert hg.virtual_joint_divergence(joints).item() < before.item()

@@ -36,6 +36,7 @@ from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
 
 # Hyper-GCN constants (6UOOON9/Hyper-GCN@cefe70b): embedding width, heads, virtual joints,
 # block widths/strides and the blocks whose input adds the two previous outputs.
+VIRTUAL_INITS: tuple[str, ...] = ("independent", "upstream")
 EMBED_DIM = 128
 NUM_HEADS = 8
 NUM_VIRTUAL_JOINTS = 3
@@ -159,6 +160,11 @@ class HyperGraphConv(nn.Module):
         prior: float32 [K, V', V'] prior graph from :func:`virtual_prior_graph`.
         num_virtual: virtual joints appended (V' = V + num_virtual).
         hyperedge_k: hypergraph neighbourhood size(s).
+        virtual_init: ``"independent"`` (default) draws each virtual joint on its own;
+            ``"upstream"`` repeats one random vector as the release does. The prior graph links
+            every virtual joint to the same vertices, so identical virtual joints receive identical
+            gradients and stay identical: the divergence loss then sits at 1 with zero gradient
+            (measured: 1.0000 in every epoch of a synthetic run). Independent draws let it act.
     """
 
     def __init__(
@@ -168,6 +174,7 @@ class HyperGraphConv(nn.Module):
         prior: np.ndarray,
         num_virtual: int = NUM_VIRTUAL_JOINTS,
         hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
+        virtual_init: str = "independent",
     ) -> None:
         super().__init__()
         num_heads = prior.shape[0]
@@ -179,8 +186,12 @@ class HyperGraphConv(nn.Module):
             raise ValueError(f"hyperedge_k={hyperedge_k} must lie in 1..{num_vertices} (joints + virtual joints)")
         self.num_heads = num_heads
         self.num_virtual = num_virtual
-        # upstream: one random vector repeated, so the virtual joints start identical
-        self.virtual_joints = nn.Parameter(torch.randn(1, in_channels).repeat(num_virtual, 1))
+        if virtual_init not in VIRTUAL_INITS:
+            raise ValueError(f"virtual_init must be one of {VIRTUAL_INITS}, not {virtual_init!r}")
+        if virtual_init == "upstream":  # one random vector repeated: the virtual joints start identical
+            self.virtual_joints = nn.Parameter(torch.randn(1, in_channels).repeat(num_virtual, 1))
+        else:
+            self.virtual_joints = nn.Parameter(torch.randn(num_virtual, in_channels))
         self.register_buffer("prior_graph", torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32)))
         self.edge_importance = nn.Parameter(torch.ones(prior.shape))
         self.hypergraph = AdaptiveHypergraph(in_channels, num_heads, hyperedge_k)
@@ -220,9 +231,10 @@ class HyperGCNBlock(nn.Module):
         stride: int = 1,
         num_virtual: int = NUM_VIRTUAL_JOINTS,
         hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
+        virtual_init: str = "independent",
     ) -> None:
         super().__init__()
-        self.gcn = HyperGraphConv(in_channels, out_channels, prior, num_virtual, hyperedge_k)
+        self.gcn = HyperGraphConv(in_channels, out_channels, prior, num_virtual, hyperedge_k, virtual_init)
         self.tcn = MultiScaleTemporalConv(out_channels, out_channels, stride, padding_mode="replicate")
         self.residual: nn.Module = (nn.Identity() if in_channels == out_channels and stride == 1
                                     else _conv_bn(in_channels, out_channels, stride))
@@ -246,6 +258,7 @@ class HyperGCN(nn.Module):
             the arXiv v1 idea, not in the released code.
         drop_rate: dropout before the classifier.
         divergence_weight: weight of ``aux["loss_divergence"]`` (0 leaves it out).
+        virtual_init: ``"independent"`` or the release's ``"upstream"`` (see :class:`HyperGraphConv`).
     """
 
     def __init__(
@@ -259,6 +272,7 @@ class HyperGCN(nn.Module):
         hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
         drop_rate: float = 0.0,
         divergence_weight: float = DIVERGENCE_WEIGHT,
+        virtual_init: str = "independent",
     ) -> None:
         super().__init__()
         graph = ntu25_graph("B")
@@ -278,7 +292,7 @@ class HyperGCN(nn.Module):
         blocks = []
         in_width = EMBED_DIM
         for width, stride in zip(widths, BLOCK_STRIDES):
-            blocks.append(HyperGCNBlock(in_width, width, prior, stride, num_virtual, hyperedge_k))
+            blocks.append(HyperGCNBlock(in_width, width, prior, stride, num_virtual, hyperedge_k, virtual_init))
             in_width = width
         self.blocks = nn.ModuleList(blocks)
         self.num_features = in_width
