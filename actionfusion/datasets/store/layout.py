@@ -12,6 +12,8 @@
         rgb.pack                     frame pack of JPEG person crops, uint8 [T, S, S, 3]
         depth.pack                   frame pack of 16-bit PNG crops, uint16 [T, D, D] (mm)
         points.npy                   float16 (or float32) [T, N, 3] points, metres, camera space
+        pose2d_sensor.npy            float32 [M, T, 25, 3] the sensor's colorX/Y (x, y, score 1/0)
+                                     of the stored skeleton's actors and frames, colour pixels
         pose2d.npy                   float32 [M, T, K, 3] 2D keypoints (x, y, score), pixels
                                      (imported pyskl 2D pickles; pose extraction)
         pose3d_world.npy             float32 [M, T, K, 3] the pose model's world keypoints, metres
@@ -41,6 +43,7 @@ MODALITY_FILES: dict[str, str] = {
     "rgb": "rgb.pack",
     "depth": "depth.pack",
     "points": "points.npy",
+    "pose2d_sensor": "pose2d_sensor.npy",
     "pose2d": "pose2d.npy",
     "pose3d_world": "pose3d_world.npy",
 }

@@ -51,6 +51,7 @@ from ...io import atomic_publish_dir, atomic_save_npy, atomic_write_json, make_s
 from ...modalities.depth.depth_crop import crop_depth, depth_box_from_skeleton
 from ...modalities.rgb.person_crop import person_box_from_points, scale_color_xy_to_video
 from ...modalities.rgb.video import open_video
+from ..ntu.actor_fields import sensor_keypoints_2d
 from ..ntu.denoise import DenoiseReport, denoise_skeleton
 from ..ntu.depth import depth_frame_index, list_depth_frames, read_depth_png
 from ..ntu.index import SamplePaths
@@ -180,7 +181,7 @@ def _write_modalities(paths: SamplePaths, staging: Path, config: PrepareConfig, 
     actors_xy: Optional[np.ndarray] = None  # float32 [A, T, 25, 4]: colorX/Y, depthX/Y of the kept bodies
     if paths.skeleton is not None:
         try:
-            skeleton, report, actors_xy = _skeleton_stage(paths.skeleton, config)
+            skeleton, report, actors_xy, keypoints_2d = _skeleton_stage(paths.skeleton, config)
             if "skeleton" in wanted:
                 denoise = _jsonable(dataclasses.asdict(report))
                 atomic_save_npy(staging / MODALITY_FILES["skeleton"], skeleton)
@@ -192,6 +193,12 @@ def _write_modalities(paths: SamplePaths, staging: Path, config: PrepareConfig, 
                     "num_frames_in_file": int(report.num_frames_in_file),
                 }
                 _account(result, staging, "skeleton", int(skeleton.shape[1]))
+                atomic_save_npy(staging / MODALITY_FILES["pose2d_sensor"], keypoints_2d)
+                meta["modalities"]["pose2d_sensor"] = {
+                    "shape": list(keypoints_2d.shape), "dtype": "float32", "layout": "ntu25",
+                    "unit": "colour-camera pixels (colorX, colorY), score 1 present / 0 absent",
+                    "num_frames": int(keypoints_2d.shape[1]),
+                }
         except Exception as err:
             if "skeleton" in wanted:
                 result.failures.append(("skeleton", error_text(err)))
@@ -213,12 +220,13 @@ def _write_modalities(paths: SamplePaths, staging: Path, config: PrepareConfig, 
     return meta
 
 
-def _skeleton_stage(path: Path, config: PrepareConfig) -> tuple[np.ndarray, DenoiseReport, np.ndarray]:
+def _skeleton_stage(path: Path, config: PrepareConfig) -> tuple[np.ndarray, DenoiseReport, np.ndarray, np.ndarray]:
     """Read and denoise; also return the kept bodies' 2D coordinates.
 
     Returns:
         (skeleton float32 [M, T', 25, 3], report, actors_xy float32 [A, T, 25, 4] with
-        colorX, colorY, depthX, depthY of the A kept bodies over all file frames, NaN where absent).
+        colorX, colorY, depthX, depthY of the A kept bodies over all file frames, NaN where absent,
+        keypoints_2d float32 [M, T', 25, 3] the sensor's colorX/Y and score in the skeleton's slots).
     Raises:
         SkeletonFormatError: unreadable file, or no body in any frame.
     """
@@ -229,7 +237,8 @@ def _skeleton_stage(path: Path, config: PrepareConfig) -> tuple[np.ndarray, Deno
     kept_ids = {int(body_id) for slot in report.actor_bodies for body_id in slot}
     rows = [b for b in range(sk.num_bodies) if int(sk.body_ids[b]) in kept_ids]
     actors_xy = np.concatenate([sk.joints[rows][..., _COLOR_XY], sk.joints[rows][..., _DEPTH_XY]], axis=-1)
-    return np.ascontiguousarray(skeleton, dtype=np.float32), report, actors_xy.astype(np.float32)
+    keypoints_2d = sensor_keypoints_2d(sk, report)
+    return np.ascontiguousarray(skeleton, dtype=np.float32), report, actors_xy.astype(np.float32), keypoints_2d
 
 
 def _rgb_stage(paths: SamplePaths, staging: Path, config: PrepareConfig, actors_xy: Optional[np.ndarray],

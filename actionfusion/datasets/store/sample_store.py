@@ -101,6 +101,11 @@ class SampleStore:
         """float32 [M, T, 25, 3] denoised actors in camera space (metres)."""
         return np.array(self._load_array(name, "skeleton"), dtype=np.float32)
 
+    def load_pose2d_sensor(self, name: str) -> np.ndarray:
+        """float32 [M, T, 25, 3] the sensor's 2D keypoints (colorX, colorY, score), aligned with
+        :meth:`load_skeleton`'s actors and frames; score 0 where the actor is absent."""
+        return np.array(self._load_array(name, "pose2d_sensor"), dtype=np.float32)
+
     def load_pose2d(self, name: str) -> np.ndarray:
         """float32 [M, T, K, 3] 2D keypoints (x, y, score) in pixels of the source frames."""
         return np.array(self._load_array(name, "pose2d"), dtype=np.float32)
