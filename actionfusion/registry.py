@@ -49,9 +49,24 @@ def register_model(name: Optional[str] = None, *, modality: Optional[str] = None
     return register("model", name, modality=modality)
 
 
+BUILTIN_MODEL_MODULES: tuple[str, ...] = (
+    "actionfusion.modalities.skeleton.models",
+    "actionfusion.modalities.rgb.xshiftnet",
+    "actionfusion.modalities.rgb.frame_encoder",
+    "actionfusion.modalities.depth.depth_encoder",
+    "actionfusion.modalities.pointcloud.point_encoder",
+    "actionfusion.fusion.epam_net",
+)
+"""Modules whose import registers the built-in models (imported on the first registry lookup,
+so torch and the model code load only when a model is asked for)."""
+
+
 def _ensure_builtin_models_imported() -> None:
     # Importing the model modules runs their @register_model decorators.
-    from .modalities.skeleton import models  # noqa: F401  (registers the skeleton encoders)
+    import importlib
+
+    for module in BUILTIN_MODEL_MODULES:
+        importlib.import_module(module)
 
 
 def get_entry(kind: str, name: str) -> RegistryEntry:

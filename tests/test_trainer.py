@@ -53,9 +53,10 @@ def _one_thread():
 
 def test_features_and_logits_exposes_only_loss_entries():
     model = FeaturesAndLogits(TinySkeletonNet(aux_weight=0.5))
-    logits, aux = model(torch.randn(3, 2, 8, 25, 3))
+    logits, aux, streams = model(torch.randn(3, 2, 8, 25, 3))
     assert logits.shape == (3, 5)
     assert set(aux) == {"loss_feature_l2"} and aux["loss_feature_l2"].requires_grad
+    assert streams == {}
 
 
 def test_train_outputs_and_test_split_used_only_at_the_end(tmp_path):

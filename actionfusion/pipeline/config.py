@@ -40,6 +40,7 @@ import yaml
 from ..datasets.ntu.splits import BENCHMARKS
 from ..io import atomic_write_text
 from ..modalities.skeleton.streams import STREAM_NAMES
+from .config_clips import KEYPOINT_SOURCES, DepthClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig
 from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
 
 __all__ = [
@@ -51,7 +52,8 @@ STREAMS: tuple[str, ...] = STREAM_NAMES + ("unified12",)
 """``data.stream`` values: a stream of the transform pipeline's ``stream`` step, or ``"unified12"``:
 PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the channel axis (12 channels)."""
 
-MODALITIES: tuple[str, ...] = ("skeleton",)
+MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "pose_heatmap", "depth", "points")
+"""``data.modalities`` values: the batch keys a clip dataset can deliver."""
 LAYOUTS: tuple[str, ...] = ("ntu25",)
 
 
@@ -73,7 +75,9 @@ class DataConfig:
         benchmark: one of :data:`BENCHMARKS`.
         validation_fraction: share of training groups (performers; setups for xset) held out
             for validation, in [0, 1). Model selection uses val, never test.
-        modality: ``"skeleton"``.
+        modalities: batch keys to deliver, from :data:`MODALITIES` (``skeleton`` and/or the image-like
+            and point modalities, whose clip settings are the blocks ``rgb``, ``pose_heatmap``,
+            ``depth`` and ``points``).
         layout: joint layout of the store's skeletons (``"ntu25"``).
         stream: one of :data:`STREAMS`; ``"unified12"`` gives 12 channels.
         clip_len: frames T of every clip.
@@ -83,12 +87,15 @@ class DataConfig:
         test_clips: clips K per validation/test sample (K > 1: "skeleton" is [K, M, T, V, C]).
         batch_size: GLOBAL batch size (per process = batch_size / world_size).
         num_workers: data loader worker processes per process.
+        flip_p: probability of a horizontal flip of training clips of rgb and pose_heatmap (applied
+            to both together, left/right joints swapped).
+        rgb, pose_heatmap, depth, points: clip settings of those modalities (:mod:`.config_clips`).
     """
 
     store: str = "demo_output/store"
     benchmark: str = "ntu60_xsub"
     validation_fraction: float = 0.1
-    modality: str = "skeleton"
+    modalities: list[str] = field(default_factory=lambda: ["skeleton"])
     layout: str = "ntu25"
     stream: str = "joint"
     clip_len: int = 64
@@ -98,15 +105,27 @@ class DataConfig:
     test_clips: int = 1
     batch_size: int = 16
     num_workers: int = 2
+    flip_p: float = 0.5
+    rgb: RGBClipConfig = field(default_factory=RGBClipConfig)
+    pose_heatmap: HeatmapClipConfig = field(default_factory=HeatmapClipConfig)
+    depth: DepthClipConfig = field(default_factory=DepthClipConfig)
+    points: PointClipConfig = field(default_factory=PointClipConfig)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``create_model(name, num_classes=num_classes, **kwargs)``."""
+    """``create_model(name, num_classes=num_classes, **kwargs)``.
+
+    ``init`` starts sub-modules from trained weights before training: ``{module path: weights
+    file}``, e.g. EPAM-Net's stage 2 from its stage-1 streams
+    ``{rgb: work_dirs/epam_rgb/best.safetensors, pose: work_dirs/epam_pose/best.safetensors}``
+    (``""`` = the whole model). Files load safely (safetensors, or ``torch.load(weights_only=True)``).
+    """
 
     name: str = "ctrgcn"
     num_classes: int = 60
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -279,7 +298,15 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(bool(cfg.experiment), "experiment", "must not be empty")
     _require(data.benchmark in BENCHMARKS, "data.benchmark", f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}")
     _require(0.0 <= data.validation_fraction < 1.0, "data.validation_fraction", "must lie in [0, 1)")
-    _require(data.modality in MODALITIES, "data.modality", f"{data.modality!r} is not one of {', '.join(MODALITIES)}")
+    _require(bool(data.modalities), "data.modalities", "must name at least one modality")
+    for i, name in enumerate(data.modalities):
+        _require(name in MODALITIES, f"data.modalities[{i}]", f"{name!r} is not one of {', '.join(MODALITIES)}")
+    _require(len(set(data.modalities)) == len(data.modalities), "data.modalities", "lists a modality twice")
+    _require(0.0 <= data.flip_p <= 1.0, "data.flip_p", "must lie in [0, 1]")
+    for block in ("rgb", "pose_heatmap", "depth", "points"):
+        _require(getattr(data, block).num_frames >= 1, f"data.{block}.num_frames", "must be at least 1")
+    _require(data.pose_heatmap.keypoints in KEYPOINT_SOURCES, "data.pose_heatmap.keypoints",
+             f"{data.pose_heatmap.keypoints!r} is not one of {', '.join(KEYPOINT_SOURCES)}")
     _require(data.layout in LAYOUTS, "data.layout", f"{data.layout!r} is not one of {', '.join(LAYOUTS)}")
     _require(data.stream in STREAMS, "data.stream", f"{data.stream!r} is not one of {', '.join(STREAMS)}")
     for key in ("clip_len", "max_persons", "test_clips", "batch_size"):

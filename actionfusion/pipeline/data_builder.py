@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..datasets.clip_dataset import SkeletonClipDataset, ClipTransform
+from ..datasets.modality_clips import ClipReader, DepthClipReader, HeatmapClipReader, PointClipReader, RGBClipReader
+from ..datasets.multimodal_clip_dataset import MultiModalClipDataset
 from ..datasets.ntu.splits import split_samples
 from ..datasets.store.sample_store import SampleStore
 from ..errors import StoreError
@@ -102,8 +104,30 @@ def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[s
     return splits
 
 
+def build_readers(data: DataConfig) -> dict[str, ClipReader]:
+    """{batch key: clip reader} of the frame-based modalities in ``data.modalities``."""
+    readers: dict[str, ClipReader] = {}
+    for key in data.modalities:
+        if key == "rgb":
+            rgb = data.rgb
+            low, high = (float(v) for v in rgb.scale_range)
+            readers[key] = RGBClipReader(rgb.num_frames, rgb.size, (low, high))
+        elif key == "pose_heatmap":
+            hm = data.pose_heatmap
+            readers[key] = HeatmapClipReader(hm.num_frames, hm.size, hm.sigma, hm.padding, hm.keypoints, hm.layout,
+                                             hm.with_limbs)
+        elif key == "depth":
+            readers[key] = DepthClipReader(data.depth.num_frames, data.depth.size)
+        elif key == "points":
+            readers[key] = PointClipReader(data.points.num_frames, data.points.num_points)
+    return readers
+
+
 def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBuilder] = None) -> dict[str, Any]:
-    """``{"train", "val", "test"}`` :class:`SkeletonClipDataset` of the config.
+    """``{"train", "val", "test"}`` clip datasets of the config.
+
+    Skeleton-only configs give :class:`SkeletonClipDataset`; configs naming other modalities give
+    :class:`MultiModalClipDataset` (items keyed by modality, frames aligned in time).
 
     Train clips use ``data.train_transforms`` (one clip per item); val and test clips use
     ``data.test_transforms`` and ``data.test_clips`` clips per item. Every dataset seeds its
@@ -124,8 +148,17 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
                     if part == "train" and splits["val"] else "")
             raise ConfigError("data.benchmark", f"the store {data.store} has no {part} samples of {data.benchmark}{hint}")
     datasets = {}
+    readers = build_readers(data)
     for part, names in splits.items():
         train = part == "train"
+        if readers:
+            datasets[part] = MultiModalClipDataset(
+                store, names, readers,
+                skeleton_transform=build_transform(data, train, pipeline_builder) if "skeleton" in data.modalities else None,
+                clip_len=data.clip_len, num_clips=1 if train else data.test_clips, seed=cfg.seed,
+                max_persons=data.max_persons, train=train, flip_p=data.flip_p,
+            )
+            continue
         datasets[part] = SkeletonClipDataset(
             store,
             names,

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .distributed import DistContext, broadcast_buffers, gather_predictions, unwrap_ddp
 from .metrics import classification_metrics
+from .model_inputs import ModelInput, batch_inputs, flatten_clips, model_input_keys
 
 
 def autocast_context(ctx: DistContext, enabled: bool) -> contextlib.AbstractContextManager:
@@ -27,9 +28,9 @@ def autocast_context(ctx: DistContext, enabled: bool) -> contextlib.AbstractCont
     return contextlib.nullcontext()
 
 
-def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def logits_of(model: nn.Module, x: ModelInput) -> torch.Tensor:
     """Logits [N, C] of a model wrapped by :class:`~actionfusion.pipeline.train_loop.FeaturesAndLogits`
-    (returns (logits, aux)) or of a plain model."""
+    (returns (logits, aux, streams)) or of a plain model."""
     out = model(x)
     return out[0] if isinstance(out, tuple) else out
 
@@ -39,12 +40,14 @@ def predict(model: nn.Module, loader: DataLoader, ctx: DistContext, num_classes:
             progress: bool = False, desc: str = "eval") -> Tuple[np.ndarray, np.ndarray]:
     """(dataset indices int64 [N], probabilities float32 [N, C]) of the whole split, every rank.
 
-    Batches hold "skeleton" [B, M, T, V, C] or, multi-clip, [B, K, M, T, V, C].
+    Batches hold the model's input keys, e.g. "skeleton" [B, M, T, V, C] or, multi-clip,
+    [B, K, M, T, V, C] (see :data:`~actionfusion.pipeline.model_inputs.SINGLE_CLIP_RANK`).
     """
     # Evaluation bypasses the DDP wrapper: shards may hold different numbers of batches, and a
     # DDP forward can run collectives (buffer broadcast) that would then wait forever.
     broadcast_buffers(model, ctx)
     model = unwrap_ddp(model)
+    keys = model_input_keys(model)
     was_training = model.training
     model.eval()
     indices, scores = [], []
@@ -52,10 +55,7 @@ def predict(model: nn.Module, loader: DataLoader, ctx: DistContext, num_classes:
     if progress and ctx.is_main:
         batches = tqdm(batches, total=len(loader), desc=desc, leave=False, dynamic_ncols=True)
     for batch in batches:
-        x = batch["skeleton"].to(ctx.device, non_blocking=True)
-        clips = x.shape[1] if x.ndim == 6 else 1
-        if x.ndim == 6:
-            x = rearrange(x, "b k m t v c -> (b k) m t v c")
+        x, clips = flatten_clips(batch_inputs(batch, keys, ctx.device), keys)
         with autocast_context(ctx, amp):
             logits = logits_of(model, x).float()
         probabilities = rearrange(torch.softmax(logits, dim=-1), "(b k) c -> b k c", k=clips).mean(dim=1)

@@ -18,28 +18,38 @@ from tqdm import tqdm
 
 from .distributed import DistContext, all_reduce_sum
 from .evaluation import autocast_context
+from .model_inputs import ModelInput, batch_inputs, model_input_keys
 
 AUX_LOSS_PREFIX = "loss_"
 
 
 class FeaturesAndLogits(nn.Module):
-    """``forward(x [N, M, T, V, C]) -> (logits [N, classes], {aux loss name: scalar tensor})``.
+    """``forward(x) -> (logits [N, classes], {aux loss name: scalar tensor}, {stream: logits [N, classes]})``.
 
+    ``x`` is what the model reads (:func:`~actionfusion.pipeline.model_inputs.batch_inputs`).
     Models without ``forward_features``/``forward_head`` are called directly (no aux losses).
+    The stream dict is empty unless the model has ``forward_stream_logits``.
     The wrapped model is ``.module`` so checkpoints hold the model's own parameter names.
     """
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
+        self.input_keys = model_input_keys(module)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def forward(self, x: ModelInput) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         if not (hasattr(self.module, "forward_features") and hasattr(self.module, "forward_head")):
-            return self.module(x), {}
+            return self.module(x), {}, {}
         feats = self.module.forward_features(x)
-        logits = self.module.forward_head(feats)
+        streams: Dict[str, torch.Tensor] = {}
+        if hasattr(self.module, "forward_stream_logits"):
+            streams = dict(self.module.forward_stream_logits(feats))
+            logits = torch.stack(list(streams.values())).sum(dim=0)
+        else:
+            logits = self.module.forward_head(feats)
         aux = getattr(feats, "aux", None) or {}
-        return logits, {k: v for k, v in aux.items() if k.startswith(AUX_LOSS_PREFIX) and isinstance(v, torch.Tensor)}
+        losses = {k: v for k, v in aux.items() if k.startswith(AUX_LOSS_PREFIX) and isinstance(v, torch.Tensor)}
+        return logits, losses, streams
 
 
 @dataclass
@@ -90,6 +100,7 @@ def train_one_epoch(
     global step). Raises FloatingPointError on a non-finite loss without AMP.
     """
     model.train()
+    keys = model_input_keys(model)
     stats = EpochStats()
     batches: Iterator[Dict[str, Any]] = iter(loader)
     bar = None
@@ -97,11 +108,14 @@ def train_one_epoch(
         bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True)
         batches = bar
     for batch in batches:
-        x = batch["skeleton"].to(ctx.device, non_blocking=True)
+        x = batch_inputs(batch, keys, ctx.device)
         y = batch["label"].to(ctx.device, non_blocking=True)
         with autocast_context(ctx, settings.amp):
-            logits, aux = model(x)
-            classification = criterion(logits.float(), y)
+            logits, aux, streams = model(x)
+            if streams:
+                classification = sum(criterion(value.float(), y) for value in streams.values())
+            else:
+                classification = criterion(logits.float(), y)
             loss = classification + sum((value.float() for value in aux.values()), torch.zeros((), device=ctx.device))
         if not scaler.is_enabled() and not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {global_step}")

@@ -42,6 +42,7 @@ from .checkpoints import (
     save_checkpoint,
     unwrap_model,
 )
+from .config import ConfigError
 from .distributed import DistContext, barrier, init_distributed, per_process_batch_size, shutdown_distributed, wrap_model
 from .evaluation import evaluate_dataset
 from .loaders import build_eval_loader, build_train_loader
@@ -97,6 +98,23 @@ def _default_datasets(cfg: Any) -> Dict[str, Any]:
 def build_model(cfg: Any) -> nn.Module:
     """``create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)``."""
     return create_model(cfg.model.name, num_classes=cfg.model.num_classes, **dict(cfg.model.kwargs or {}))
+
+
+def initialise_from(model: nn.Module, init: Mapping[str, str]) -> None:
+    """Load ``{module path: weights file}`` (``cfg.model.init``) into the model's sub-modules, strictly.
+
+    Raises:
+        ConfigError: a module path the model does not have, or a missing weights file.
+    """
+    for path, weights in init.items():
+        if not Path(weights).is_file():
+            raise ConfigError(f"model.init.{path}", f"no weights file at {weights!r} (relative to {Path.cwd()}); "
+                              "train the run that writes it first, or fix the path")
+        try:
+            target = model.get_submodule(path)
+        except AttributeError as err:
+            raise ConfigError(f"model.init.{path}", f"the model has no sub-module {path!r} ({err})") from err
+        load_weights(weights, target, strict=True)
 
 
 class _Log:
@@ -170,6 +188,8 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run
     base_model = build_model(cfg)
+    if not resume:
+        initialise_from(base_model, cfg.model.init)
     model = wrap_model(FeaturesAndLogits(base_model), ctx)
     optimizer = build_optimizer(base_model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.schedule, len(train_loader))

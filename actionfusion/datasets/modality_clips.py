@@ -1,0 +1,129 @@
+"""Readers that turn one stored sample into one model-ready clip of a modality.
+
+Each reader takes the sample's clip times, shared by every modality of an item (normalised to
+[0, 1) of the sample's duration), so frames of different modalities line up; see
+:func:`segment_times`. The random choices (crop, rotation, jitter) come from the item's
+generator; the horizontal flip is decided once per item and passed to every image-like reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..modalities.depth.depth_clip import depth_clip_pipeline
+from ..modalities.pointcloud.point_clip import point_clip_pipeline
+from ..modalities.pose.heatmap_volume import flip_heatmap_volume, heatmap_volume, layout_limbs
+from ..modalities.rgb.clip_transforms import rgb_clip_pipeline
+from .store.sample_store import SampleStore
+
+
+def segment_times(num_frames: int, train: bool, rng: np.random.Generator, clip: int = 0, num_clips: int = 1) -> np.ndarray:
+    """float64 [num_frames] normalised times in [0, 1): one per uniform segment (TSN sampling).
+
+    Training draws a random position inside each segment; testing takes the same position in
+    every segment: the centre for one clip, offsets ``(clip + 0.5) / num_clips`` for multi-clip
+    testing.
+    """
+    if train:
+        offsets = rng.random(num_frames)
+    else:
+        offsets = np.full(num_frames, (clip + 0.5) / num_clips)
+    return (np.arange(num_frames) + offsets) / num_frames
+
+
+def times_for(times: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` of ``times`` a modality with fewer frames uses: every ``len / count``-th when
+    that divides (EPAM: 16 RGB frames are every 3rd of the 48 pose frames), else evenly spread."""
+    total = len(times)
+    if count >= total:
+        return times
+    if total % count == 0:
+        return times[:: total // count][:count]
+    return times[np.round(np.linspace(0, total - 1, count)).astype(np.int64)]
+
+
+def frame_indices(times: np.ndarray, num_frames: int) -> np.ndarray:
+    """int64 indices of ``times`` into a stored sequence of ``num_frames`` frames."""
+    return np.minimum((times * num_frames).astype(np.int64), max(num_frames - 1, 0))
+
+
+class ClipReader(Protocol):
+    """``read(store, name, times, train, rng, flip) -> np.ndarray``, with the frame count it wants."""
+
+    num_frames: int
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray: ...
+
+
+def _stored_frames(store: SampleStore, name: str, modality: str) -> int:
+    entry = store.meta(name)["modalities"].get(modality, {})
+    frames = entry.get("num_frames") or (entry.get("shape") or [0])[0]
+    if not frames:
+        raise ValueError(f"{store.path}: sample {name} has no {modality} frames")
+    return int(frames)
+
+
+@dataclass(frozen=True)
+class RGBClipReader:
+    """float32 [3, T, size, size] ImageNet-normalised person-crop clip (random-resized crop when training)."""
+
+    num_frames: int
+    size: int
+    area_range: tuple[float, float] = (0.6, 1.0)
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray:
+        index = frame_indices(times, _stored_frames(store, name, "rgb"))
+        frames = store.load_rgb(name, index.tolist())
+        return rgb_clip_pipeline(frames, self.size, train, rng, flip=flip, area_range=self.area_range)
+
+
+@dataclass(frozen=True)
+class HeatmapClipReader:
+    """float32 [K (+ L), T, size, size] Gaussian heatmaps of the sample's 2D keypoints."""
+
+    num_frames: int
+    size: int
+    sigma: float
+    padding: float
+    keypoints: str  # "sensor" or "pose2d"
+    layout: str
+    with_limbs: bool
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray:
+        kp = store.load_pose2d_sensor(name) if self.keypoints == "sensor" else store.load_pose2d(name)
+        kp = kp[:, frame_indices(times, kp.shape[1])]
+        limbs = layout_limbs(self.layout) if self.with_limbs else None
+        volume = heatmap_volume(kp, self.size, self.sigma, padding=self.padding, limbs=limbs)
+        return flip_heatmap_volume(volume, self.layout, limbs=limbs) if flip else volume
+
+
+@dataclass(frozen=True)
+class DepthClipReader:
+    """float32 [1, T, size, size] normalised depth clip."""
+
+    num_frames: int
+    size: int
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray:
+        index = frame_indices(times, _stored_frames(store, name, "depth"))
+        return depth_clip_pipeline(store.load_depth(name, index.tolist()), self.size, train, rng, flip=flip)
+
+
+@dataclass(frozen=True)
+class PointClipReader:
+    """float32 [T, num_points, 3] point clip centred on its mean point."""
+
+    num_frames: int
+    num_points: int
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray:
+        index = frame_indices(times, _stored_frames(store, name, "points"))
+        return point_clip_pipeline(store.load_points(name, index.tolist()), self.num_points, train, rng)
