@@ -31,6 +31,7 @@ from torch import nn
 
 from ...registry import register_model
 from ..features import EncoderOutput
+from ..temporal_transformer import TemporalTransformer
 from ..temporal_shift import temporal_shift
 
 TSM_BACKBONE = "tsm_resnet"
@@ -140,8 +141,11 @@ class TimmFrameEncoder(nn.Module):
         return self.model.forward_head(feats, pre_logits=True)
 
 
+TEMPORAL_HEADS: tuple[str, ...] = ("transformer", "mean")
+
+
 class DepthTSM(nn.Module):
-    """Depth-clip classifier: per-frame 2D CNN with temporal shift, temporal average pooling, linear head.
+    """Depth-clip classifier: per-frame 2D CNN with temporal shift, a temporal head, linear head.
 
     Args:
         num_classes: classifier outputs.
@@ -153,6 +157,12 @@ class DepthTSM(nn.Module):
             (the same CNN without temporal mixing: an ablation / benchmark baseline).
         drop_rate: dropout before the classifier.
         pretrained: timm backbones only (no effect offline unless weights are cached).
+        temporal_head: ``"transformer"`` (default): one pre-norm transformer layer with a learned
+            temporal position embedding over the frame features, pooled by a CLS token;
+            ``"mean"``: TSM's plain temporal average. The shift only mixes neighbouring frames, so
+            an average cannot tell an action from its reverse (sitting down from standing up): on
+            the synthetic set the mean head stalled near 40% held-out top-1 after 28 epochs.
+        temporal_depth, temporal_heads: layers and heads of the transformer head.
     """
 
     input_keys: tuple[str, ...] = ("depth",)
@@ -168,14 +178,23 @@ class DepthTSM(nn.Module):
         fold_div: int | None = TSM_FOLD_DIV,
         drop_rate: float = 0.0,
         pretrained: bool = False,
+        temporal_head: str = "transformer",
+        temporal_depth: int = 1,
+        temporal_heads: int = 4,
     ) -> None:
         super().__init__()
+        if temporal_head not in TEMPORAL_HEADS:
+            raise ValueError(f"temporal_head must be one of {TEMPORAL_HEADS}, not {temporal_head!r}")
         self.in_channels = in_channels
         if backbone == TSM_BACKBONE:
             self.backbone: nn.Module = TSMResNet2D(in_channels, widths, depths, stem_stride, fold_div)
         else:
             self.backbone = TimmFrameEncoder(backbone, in_channels, pretrained)
         self.num_features = int(self.backbone.num_features)
+        self.temporal: nn.Module | None = (
+            TemporalTransformer(self.num_features, depth=temporal_depth, heads=temporal_heads, mlp_ratio=2.0, dropout=0.1)
+            if temporal_head == "transformer" else None
+        )
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.fc = nn.Linear(self.num_features, num_classes)
 
@@ -195,7 +214,10 @@ class DepthTSM(nn.Module):
         else:
             spatial = None
             sequence = rearrange(feats, "(n t) d -> n t d", t=num_frames)
-        return EncoderOutput(sequence=sequence, pooled=sequence.mean(dim=1), spatial=spatial)
+        if self.temporal is None:
+            return EncoderOutput(sequence=sequence, pooled=sequence.mean(dim=1), spatial=spatial)
+        sequence, pooled = self.temporal(sequence)
+        return EncoderOutput(sequence=sequence, pooled=pooled, spatial=spatial)
 
     def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
         """feats.pooled [N, D] -> logits [N, num_classes]."""
@@ -208,5 +230,5 @@ class DepthTSM(nn.Module):
 
 @register_model("depth_tsm", modality="depth")
 def depth_tsm(num_classes: int = 60, **kwargs: object) -> DepthTSM:
-    """Depth clips [N, 1, T, H, W]: 2D ResNet with temporal shift (or a timm backbone), temporal pooling."""
+    """Depth clips [N, 1, T, H, W]: 2D ResNet with temporal shift (or a timm backbone), temporal head."""
     return DepthTSM(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
