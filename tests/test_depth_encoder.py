@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 def _one_block_model(fold_div: int | None, blocks: int = 1) -> DepthTSM:
     """A stem and ``blocks`` shifted blocks, BN scales set to 1 so every branch contributes; eval mode."""
     torch.manual_seed(0)
-    model = DepthTSM(num_classes=3, widths=(8,), depths=(blocks,), fold_div=fold_div, stem_stride=1)
+    model = DepthTSM(num_classes=3, widths=(8,), depths=(blocks,), fold_div=fold_div, stem_stride=1,
+                     temporal_head="mean")
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
@@ -24,7 +25,7 @@ def _one_block_model(fold_div: int | None, blocks: int = 1) -> DepthTSM:
 
 
 def test_shapes_and_fields() -> None:
-    model = depth_tsm(num_classes=5)
+    model = depth_tsm(num_classes=5, temporal_head="mean")
     assert model.input_keys == ("depth",)
     x = torch.randn(2, 1, 6, 32, 40)
     feats = model.forward_features(x)
@@ -81,11 +82,12 @@ def test_trains_on_a_temporal_order_task() -> None:
         cols = range(1, 1 + 2 * frames, 2) if labels[i] == 0 else range(2 * frames - 1, 0, -2)
         for t, c in enumerate(cols):
             x[i, 0, t, 4:8, c - 1 : c + 1] = 1.0
-    flat = DepthTSM(num_classes=2, widths=(8, 16), depths=(1, 1), stem_stride=1, fold_div=None).eval()
+    flat = DepthTSM(num_classes=2, widths=(8, 16), depths=(1, 1), stem_stride=1, fold_div=None,
+                    temporal_head="mean").eval()
     with torch.no_grad():  # without the shift both classes pool the same set of frames: unlearnable
         pooled = flat.forward_features(x[:2]).pooled
     torch.testing.assert_close(pooled[0], pooled[1])
-    model = DepthTSM(num_classes=2, widths=(8, 16), depths=(1, 1), stem_stride=1)
+    model = DepthTSM(num_classes=2, widths=(8, 16), depths=(1, 1), stem_stride=1, temporal_head="mean")
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(40):
         loss = nn.functional.cross_entropy(model(x), labels)
@@ -109,3 +111,16 @@ def test_timm_backbone_with_one_input_channel() -> None:
 def test_rejects_wrong_layout() -> None:
     with pytest.raises(ValueError, match=r"\[N, 1, T, H, W\]"):
         depth_tsm(num_classes=2).forward_features(torch.randn(2, 6, 1, 16, 16))
+
+
+def test_transformer_head_tells_a_clip_from_its_reverse() -> None:
+    """With the default temporal head the pooled feature depends on frame order even without the
+    shift; the mean head cannot tell a clip from its reverse."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 6, 16, 16)
+    reverse = x.flip(2)
+    for head, same in (("mean", True), ("transformer", False)):
+        model = DepthTSM(num_classes=2, widths=(8,), depths=(1,), fold_div=None, temporal_head=head).eval()
+        with torch.no_grad():
+            a, b = model.forward_features(x).pooled, model.forward_features(reverse).pooled
+        assert torch.allclose(a, b, atol=1e-6) == same, head
