@@ -17,6 +17,7 @@ from ..modalities.depth.depth_clip import depth_clip_pipeline
 from ..modalities.pointcloud.point_clip import point_clip_pipeline
 from ..modalities.pose.heatmap_volume import flip_heatmap_volume, heatmap_volume, layout_limbs
 from ..modalities.rgb.clip_transforms import rgb_clip_pipeline
+from ..errors import StoreError
 from .store.sample_store import SampleStore
 
 
@@ -96,7 +97,13 @@ class HeatmapClipReader:
 
     def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
              rng: np.random.Generator, flip: bool) -> np.ndarray:
-        kp = store.load_pose2d_sensor(name) if self.keypoints == "sensor" else store.load_pose2d(name)
+        try:
+            kp = store.load_pose2d_sensor(name) if self.keypoints == "sensor" else store.load_pose2d(name)
+        except StoreError as err:
+            hint = ("stores prepared before pose2d_sensor existed lack it: prepare again with --overwrite"
+                    if self.keypoints == "sensor" else
+                    "import pyskl keypoints (`actionfusion import-pyskl`) or run `actionfusion extract-poses` first")
+            raise StoreError(f"{err}; {hint}") from err
         kp = kp[:, frame_indices(times, kp.shape[1])]
         limbs = layout_limbs(self.layout) if self.with_limbs else None
         volume = heatmap_volume(kp, self.size, self.sigma, padding=self.padding, limbs=limbs)
@@ -109,11 +116,13 @@ class DepthClipReader:
 
     num_frames: int
     size: int
+    area_range: tuple[float, float] = (0.6, 1.0)
 
     def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
              rng: np.random.Generator, flip: bool) -> np.ndarray:
         index = frame_indices(times, _stored_frames(store, name, "depth"))
-        return depth_clip_pipeline(store.load_depth(name, index.tolist()), self.size, train, rng, flip=flip)
+        return depth_clip_pipeline(store.load_depth(name, index.tolist()), self.size, train, rng, flip=flip,
+                                   area_range=self.area_range)
 
 
 @dataclass(frozen=True)

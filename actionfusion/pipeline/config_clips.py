@@ -61,10 +61,14 @@ class HeatmapClipConfig:
 
 @dataclass(frozen=True)
 class DepthClipConfig:
-    """Depth clips ``"depth"`` float32 [1, T, size, size] (normalised, see ``depth_clip_pipeline``)."""
+    """Depth clips ``"depth"`` float32 [1, T, size, size] (normalised, see ``depth_clip_pipeline``).
+
+    ``scale_range``: random-resized-crop area fraction range when training ([1, 1]: none).
+    """
 
     num_frames: int = 16
     size: int = 56
+    scale_range: list[float] = field(default_factory=lambda: [0.6, 1.0])
 
 
 @dataclass(frozen=True)

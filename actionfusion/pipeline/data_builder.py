@@ -117,7 +117,8 @@ def build_readers(data: DataConfig) -> dict[str, ClipReader]:
             readers[key] = HeatmapClipReader(hm.num_frames, hm.size, hm.sigma, hm.padding, hm.keypoints, hm.layout,
                                              hm.with_limbs)
         elif key == "depth":
-            readers[key] = DepthClipReader(data.depth.num_frames, data.depth.size)
+            low, high = (float(v) for v in data.depth.scale_range)
+            readers[key] = DepthClipReader(data.depth.num_frames, data.depth.size, (low, high))
         elif key == "points":
             readers[key] = PointClipReader(data.points.num_frames, data.points.num_points)
     return readers
