@@ -188,3 +188,16 @@ def test_real_config_ctrgcn_on_ntu_fixture_store(tmp_path, capsys):
         evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["top1"] == printed["test"]["top1"]
     assert np.load(tmp_path / "run" / "scores_test.npy").shape == (1, 60)
+
+
+def test_select_by_last_evaluates_the_final_epoch(tmp_path):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TensorBoard logging is off")
+        train(tiny_config(epochs=3, train={"select_by": "last", "amp": False}), tmp_path, progress=False,
+              datasets=tiny_datasets())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["selected_by"] == "last_epoch" and metrics["best_epoch"] == 3
+    from actionfusion.pipeline.checkpoints import read_weights
+
+    best, last = read_weights(tmp_path / "best.safetensors"), read_weights(tmp_path / "checkpoints" / "epoch_0003" / "model.safetensors")
+    assert all(torch.equal(best[k], last[k]) for k in best)

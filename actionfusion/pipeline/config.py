@@ -55,6 +55,8 @@ PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the 
 MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "pose_heatmap", "depth", "points")
 """``data.modalities`` values: the batch keys a clip dataset can deliver."""
 LAYOUTS: tuple[str, ...] = ("ntu25",)
+SELECT_BY: tuple[str, ...] = ("val_top1", "last")
+"""``train.select_by`` values: how the weights for the final evaluation are chosen."""
 
 
 def _default_train_transforms() -> list[dict[str, Any]]:
@@ -173,6 +175,10 @@ class TrainConfig:
     # loader workers (at least 1). Two spinning threads on a core that a loader worker or another
     # process also wants made a CPU step 2-10x slower (measured on 2 cores).
     cpu_threads: Optional[int] = None
+    # Which weights the final evaluation uses: "val_top1" (the epoch with the best validation top-1,
+    # the default) or "last" (the final epoch; validation is still measured and logged). "last"
+    # is for validation splits too small to rank epochs, e.g. 45 synthetic clips (2.2% steps).
+    select_by: str = "val_top1"
 
 
 @dataclass(frozen=True)
@@ -333,6 +339,7 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(list(schedule.milestones) == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
     _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "must lie in [0, 1)")
     _require(train.grad_clip is None or train.grad_clip > 0, "train.grad_clip", "must be positive or null")
+    _require(train.select_by in SELECT_BY, "train.select_by", f"{train.select_by!r} is not one of {', '.join(SELECT_BY)}")
     for key in ("eval_every", "keep_last", "log_every"):
         _require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
 

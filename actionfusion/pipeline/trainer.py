@@ -235,7 +235,12 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
             record.update({f"val_{k}": v for k, v in val_metrics.items()})
             for key in ("top1", "top5", "mean_class_accuracy", "loss"):
                 log.scalar(f"val/{key}", val_metrics[key], epoch + 1)
-            if val_metrics["top1"] > best["top1"]:
+            if cfg.train.select_by == "last":
+                if is_last:
+                    best = {"top1": val_metrics["top1"], "epoch": epoch + 1, "selected_by": "last_epoch"}
+                    if ctx.is_main:
+                        save_best(work_dir, base_model, {**best, "val": val_metrics})
+            elif val_metrics["top1"] > best["top1"]:
                 best = {"top1": val_metrics["top1"], "epoch": epoch + 1, "selected_by": "val_top1"}
                 if ctx.is_main:
                     save_best(work_dir, base_model, {**best, "val": val_metrics})
