@@ -40,7 +40,7 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
 
     info = json.loads(_run("store-info", str(out / "store")).stdout)
     assert info["num_samples"] == 30
-    assert set(info["shapes"]) == {"skeleton", "rgb", "depth", "points"}
+    assert set(info["shapes"]) == {"skeleton", "pose2d_sensor", "rgb", "depth", "points"}
 
 
 def test_errors_are_reported_without_traceback(tmp_path, capsys):

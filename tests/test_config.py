@@ -76,13 +76,20 @@ def test_official_recipes() -> None:
 
 
 def test_synthetic_configs_share_the_synthetic_base() -> None:
+    # The deviations each synthetic config documents in its comments, and nothing else.
+    kwargs_changed = {"stgcn": {"block_dropout"}, "mamp": {"num_frames", "drop_path_rate"}}
+    optimizer_changed = {"mamp": "adamw"}  # from scratch: no layer-wise decay (that is for fine-tuning)
+    clip_len = {"mamp": 16}
     for model in ENCODERS:
         cfg = load_config(CONFIGS / "synthetic" / f"{model}.yaml")
         recipe = load_config(CONFIGS / "ntu60_xsub" / f"{model}.yaml")
-        assert cfg.data.clip_len == 32 and cfg.data.batch_size <= 16  # short clips, small batches
-        assert cfg.schedule.epochs < recipe.schedule.epochs and cfg.optim.lr < recipe.optim.lr
-        assert cfg.data.stream == recipe.data.stream and cfg.optim.name == recipe.optim.name
-        assert {k: v for k, v in cfg.model.kwargs.items() if k != "num_frames"} == recipe.model.kwargs
+        assert cfg.data.clip_len == clip_len.get(model, 32) and cfg.data.batch_size <= 16  # short clips, small batches
+        assert cfg.schedule.epochs < recipe.schedule.epochs
+        assert cfg.data.stream == recipe.data.stream
+        assert cfg.optim.name == optimizer_changed.get(model, recipe.optim.name)
+        changed = kwargs_changed.get(model, set())
+        assert {k: v for k, v in cfg.model.kwargs.items() if k not in changed} == \
+            {k: v for k, v in recipe.model.kwargs.items() if k not in changed}, model
 
 
 def test_synthetic_mamp_embedding_matches_the_clip() -> None:

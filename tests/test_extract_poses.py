@@ -202,7 +202,7 @@ def test_poses_join_a_prepared_sample_without_breaking_it(synth_root: Path, tmp_
                                  layout="ntu25", estimator_factory=functools.partial(stand_in_factory, 0.0))
     assert report.num_extracted == 1
     samples = SampleStore(store)
-    assert samples.modalities(name) == {"skeleton", "pose2d", "pose3d_world"}
+    assert samples.modalities(name) == {"skeleton", "pose2d_sensor", "pose2d", "pose3d_world"}
     np.testing.assert_array_equal(samples.load_skeleton(name), skeleton)
     pose = samples.load_pose2d(name)
     assert pose.ndim == 4 and pose.shape[0] == 1 and pose.shape[2:] == (25, 3)

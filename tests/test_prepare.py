@@ -162,7 +162,7 @@ def test_prepare_synthetic_root(tmp_path: Path) -> None:
     store = SampleStore(tmp_path / "store")
     assert [store.label(n) for n in store.names] == [22, 57, 22, 57]
     for name in store.names:
-        assert store.modalities(name) == {"skeleton", "rgb", "depth", "points"}
+        assert store.modalities(name) == {"skeleton", "pose2d_sensor", "rgb", "depth", "points"}
         meta = store.meta(name)["modalities"]
         frames = meta["rgb"]["num_frames"]
         assert store.load_rgb(name).shape == (frames, 96, 96, 3)
@@ -214,14 +214,14 @@ def test_bad_samples_are_reported_and_the_rest_finishes(tmp_path: Path, short_vi
 
     store = SampleStore(tmp_path / "store")
     assert store.names == [good, bad_skeleton, truncated_video, bad_depth]  # the garbage video had nothing else
-    assert store.modalities(good) == {"skeleton", "rgb", "depth", "points"}
+    assert store.modalities(good) == {"skeleton", "pose2d_sensor", "rgb", "depth", "points"}
     assert store.modalities(bad_skeleton) == {"depth", "points"}
     assert store.meta(bad_skeleton)["modalities"]["depth"]["crop_source"] == "masked_depth"
-    assert store.modalities(truncated_video) == {"skeleton"}
+    assert store.modalities(truncated_video) == {"skeleton", "pose2d_sensor"}
     assert sorted(p.name for p in (tmp_path / "store" / "samples" / truncated_video).iterdir()) == [
-        "meta.json", "skeleton.npy"]  # no half-written rgb.pack or temporary file
+        "meta.json", "pose2d_sensor.npy", "skeleton.npy"]  # no half-written rgb.pack or temporary file
     assert sorted(p.name for p in (tmp_path / "store" / "samples" / bad_depth).iterdir()) == [
-        "meta.json", "skeleton.npy"]  # the depth pack begun before the bad frame is gone
+        "meta.json", "pose2d_sensor.npy", "skeleton.npy"]  # the depth pack begun before the bad frame is gone
 
     failures = json.loads((tmp_path / "store" / "failures.json").read_text())
     assert {(f["sample"], f["stage"]) for f in failures} == stages

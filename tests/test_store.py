@@ -177,7 +177,7 @@ def test_sample_store_reads_skeletons_and_summarises(tmp_path: Path) -> None:
     meta = store.meta("S001C003P008R002A058")
     kept = meta["modalities"]["skeleton"]["source_frames"]
     assert len(kept) == two.shape[1] and kept == sorted(kept)
-    assert store.modalities("S002C001P003R001A003") == {"skeleton"}
+    assert store.modalities("S002C001P003R001A003") == {"skeleton", "pose2d_sensor"}
     with pytest.raises(StoreError, match="no rgb"):
         store.load_rgb("S002C001P003R001A003")
     with pytest.raises(StoreError, match="no sample"):
