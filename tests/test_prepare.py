@@ -94,7 +94,7 @@ def _assert_only_complete_samples(store: Path) -> list[str]:
     assert visible == samples.names
     for name in visible:
         modalities = samples.modalities(name)
-        assert modalities == {"skeleton", "rgb", "depth", "points"}, name
+        assert modalities == {"skeleton", "pose2d_sensor", "rgb", "depth", "points"}, name
         assert samples.load_rgb(name).shape[0] == samples.meta(name)["modalities"]["rgb"]["num_frames"]
         assert samples.load_depth(name).shape[0] == samples.load_points(name).shape[0]
         assert samples.load_skeleton(name).shape[1] > 0
