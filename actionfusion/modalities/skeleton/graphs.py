@@ -117,7 +117,7 @@ def ctrgcn_partition(graph: SkeletonGraph) -> np.ndarray:
     return np.stack([np.eye(v, dtype=np.float32), column_normalize(inward), column_normalize(outward)])
 
 
-def stgcn_spatial_partition(graph: SkeletonGraph, max_hop: int = 1) -> np.ndarray:
+def stgcn_spatial_partition(graph: SkeletonGraph, max_hop: int = 1, truncate_hops: bool = False) -> np.ndarray:
     """float32 [K, V, V]: ST-GCN's spatial partition; K = 3 for ``max_hop`` = 1.
 
     The hop <= ``max_hop`` adjacency with self-loops is normalised ``A D^-1`` (column sums).
@@ -130,11 +130,12 @@ def stgcn_spatial_partition(graph: SkeletonGraph, max_hop: int = 1) -> np.ndarra
     treats every joint farther from the centre as equally (infinitely) far, so most edges
     land in the root subset (non-zeros per subset 25 / 40 / 8 on NTU-25). The paper partitions
     by the real distance to the centre, which this function does (25 / 24 / 24).
-    :func:`actionfusion.modalities.skeleton.stgcn.stgcn_official_partition` reproduces the
-    reference (``STGCN(partition="official")``).
+    ``truncate_hops=True`` reproduces the reference (``STGCN(partition="official")``): distances
+    beyond ``max_hop`` become infinite before the centre distances are compared.
     """
-    hop = graph.hop_distance()
-    v = graph.num_joints
+    hop = graph.hop_distance().astype(np.float64)
+    if truncate_hops:
+        hop[hop > max_hop] = np.inf  # inf == inf counts as equal, as upstream
     adjacency = (hop <= max_hop).astype(np.float32)
     normalized = column_normalize(adjacency)
     center_dist = hop[:, graph.center]

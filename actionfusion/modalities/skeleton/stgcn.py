@@ -21,7 +21,7 @@ from torch import nn
 from ...registry import register_model
 from ..features import EncoderOutput
 from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual
-from .graphs import SkeletonGraph, column_normalize, ntu25_graph, stgcn_spatial_partition
+from .graphs import SkeletonGraph, ntu25_graph, stgcn_spatial_partition
 from .skeleton_head import SkeletonClassifierHead, pool_joint_features
 
 # Widths and temporal strides of the 10 st_gcn blocks (net/st_gcn.py Model).
@@ -43,22 +43,7 @@ def stgcn_official_partition(graph: SkeletonGraph, max_hop: int = 1) -> np.ndarr
     subset instead of centripetal/centrifugal. :func:`stgcn_spatial_partition` uses the true
     distances; this function restores the reference's subsets (same normalisation).
     """
-    hop = graph.hop_distance().astype(np.float64)
-    hop[hop > max_hop] = np.inf
-    normalized = column_normalize((hop <= max_hop).astype(np.float32))
-    center_dist = hop[:, graph.center]
-    equal = center_dist[:, None] == center_dist[None, :]  # inf == inf counts as equal, as upstream
-    closer = center_dist[:, None] > center_dist[None, :]
-    subsets = []
-    for h in range(max_hop + 1):
-        at_hop = hop == h
-        root = np.where(at_hop & equal, normalized, 0.0)
-        if h == 0:
-            subsets.append(root)
-        else:
-            subsets.append(root + np.where(at_hop & ~equal & closer, normalized, 0.0))
-            subsets.append(np.where(at_hop & ~equal & ~closer, normalized, 0.0))
-    return np.stack(subsets).astype(np.float32)
+    return stgcn_spatial_partition(graph, max_hop, truncate_hops=True)
 
 
 class GraphConv(nn.Module):
