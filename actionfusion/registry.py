@@ -56,6 +56,7 @@ BUILTIN_MODEL_MODULES: tuple[str, ...] = (
     "actionfusion.modalities.depth.depth_encoder",
     "actionfusion.modalities.pointcloud.point_encoder",
     "actionfusion.fusion.epam_net",
+    "actionfusion.fusion.recognizer",
 )
 """Modules whose import registers the built-in models (imported on the first registry lookup,
 so torch and the model code load only when a model is asked for)."""

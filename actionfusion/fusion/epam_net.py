@@ -51,6 +51,7 @@ class EPAMNet(nn.Module):
         self.num_classes = num_classes
         self.rgb_dim = self.rgb.backbone.out_channels
         self.pose_dim = self.pose.backbone.out_channels
+        self.num_features = self.rgb_dim + self.pose_dim  # width of EncoderOutput.pooled
 
     def load_stream_weights(self, rgb_state: Optional[Mapping[str, torch.Tensor]] = None,
                             pose_state: Optional[Mapping[str, torch.Tensor]] = None, strict: bool = True) -> None:

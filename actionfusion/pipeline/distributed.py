@@ -23,6 +23,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from .model_inputs import model_attribute
+
 _LAUNCH_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
@@ -115,7 +117,10 @@ def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
     if not ctx.is_distributed:
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    # A model whose forward may leave parameters without gradient (e.g. a Recognizer's unused encoder
+    # heads) says so with `ddp_find_unused_parameters`.
+    find_unused = bool(model_attribute(model, "ddp_find_unused_parameters"))
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused)
 
 
 def unwrap_ddp(model: nn.Module) -> nn.Module:

@@ -27,17 +27,24 @@ SINGLE_CLIP_RANK: dict[str, int] = {
 dimension after the batch, ``[B, K, ...]``."""
 
 
-def model_input_keys(model: nn.Module) -> tuple[str, ...]:
-    """The batch keys ``model`` reads (through DDP and :class:`FeaturesAndLogits` wrappers)."""
+def model_attribute(model: nn.Module, name: str) -> Any:
+    """Attribute ``name`` of ``model`` or of the model inside its DDP / :class:`FeaturesAndLogits`
+    wrappers (the outermost that has it); None when none has it."""
     inner = model
     while True:
-        keys = getattr(inner, "input_keys", None)
-        if keys is not None:
-            return tuple(keys)
+        value = getattr(inner, name, None)
+        if value is not None:
+            return value
         child = getattr(inner, "module", None)
         if not isinstance(child, nn.Module):
-            return ("skeleton",)
+            return None
         inner = child
+
+
+def model_input_keys(model: nn.Module) -> tuple[str, ...]:
+    """The batch keys ``model`` reads (through DDP and :class:`FeaturesAndLogits` wrappers)."""
+    keys = model_attribute(model, "input_keys")
+    return ("skeleton",) if keys is None else tuple(keys)
 
 
 def batch_inputs(batch: Mapping[str, Any], keys: tuple[str, ...], device: torch.device) -> ModelInput:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .distributed import DistContext, all_reduce_sum
 from .evaluation import autocast_context
-from .model_inputs import ModelInput, batch_inputs, model_input_keys
+from .model_inputs import ModelInput, batch_inputs, model_attribute, model_input_keys
 
 AUX_LOSS_PREFIX = "loss_"
 
@@ -28,7 +28,9 @@ class FeaturesAndLogits(nn.Module):
 
     ``x`` is what the model reads (:func:`~actionfusion.pipeline.model_inputs.batch_inputs`).
     Models without ``forward_features``/``forward_head`` are called directly (no aux losses).
-    The stream dict is empty unless the model has ``forward_stream_logits``.
+    The stream dict is empty unless the model has ``forward_stream_logits``; the prediction is then
+    ``model.combine_stream_logits(feats, streams)`` when the model has it, else the streams' sum,
+    and the loss sums each stream's CE weighted by ``model.stream_loss_weights`` (default 1).
     The wrapped model is ``.module`` so checkpoints hold the model's own parameter names.
     """
 
@@ -44,7 +46,10 @@ class FeaturesAndLogits(nn.Module):
         streams: Dict[str, torch.Tensor] = {}
         if hasattr(self.module, "forward_stream_logits"):
             streams = dict(self.module.forward_stream_logits(feats))
-            logits = torch.stack(list(streams.values())).sum(dim=0)
+            if hasattr(self.module, "combine_stream_logits"):
+                logits = self.module.combine_stream_logits(feats, streams)
+            else:
+                logits = torch.stack(list(streams.values())).sum(dim=0)
         else:
             logits = self.module.forward_head(feats)
         aux = getattr(feats, "aux", None) or {}
@@ -101,6 +106,7 @@ def train_one_epoch(
     """
     model.train()
     keys = model_input_keys(model)
+    stream_weights = model_attribute(model, "stream_loss_weights") or {}
     stats = EpochStats()
     batches: Iterator[Dict[str, Any]] = iter(loader)
     bar = None
@@ -113,7 +119,8 @@ def train_one_epoch(
         with autocast_context(ctx, settings.amp):
             logits, aux, streams = model(x)
             if streams:
-                classification = sum(criterion(value.float(), y) for value in streams.values())
+                classification = sum(stream_weights.get(name, 1.0) * criterion(value.float(), y)
+                                     for name, value in streams.items())
             else:
                 classification = criterion(logits.float(), y)
             loss = classification + sum((value.float() for value in aux.values()), torch.zeros((), device=ctx.device))

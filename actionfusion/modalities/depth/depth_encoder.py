@@ -232,3 +232,11 @@ class DepthTSM(nn.Module):
 def depth_tsm(num_classes: int = 60, **kwargs: object) -> DepthTSM:
     """Depth clips [N, 1, T, H, W]: 2D ResNet with temporal shift (or a timm backbone), temporal head."""
     return DepthTSM(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
+
+
+@register_model("tsm_frames", modality="rgb")
+def tsm_frames(num_classes: int = 60, in_channels: int = 3, input_key: str = "rgb", **kwargs: object) -> DepthTSM:
+    """Any frame clip [N, C, T, H, W] (RGB by default): the depth encoder's TSM CNN + temporal head, reading ``input_key``."""
+    model = DepthTSM(num_classes=num_classes, in_channels=in_channels, **kwargs)  # type: ignore[arg-type]
+    model.input_keys = (str(input_key),)
+    return model

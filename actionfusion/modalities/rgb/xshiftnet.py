@@ -183,6 +183,7 @@ class XShiftNetClassifier(nn.Module):
         self.backbone = XShiftNet(spec, zero_init_residual)
         self.head = PooledLinearHead(self.backbone.out_channels, num_classes, drop_rate)
         self.num_classes = num_classes
+        self.num_features = self.backbone.out_channels  # width of EncoderOutput.pooled
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x: float [N, C_in, T, H, W] -> EncoderOutput(sequence [N, T, D], pooled [N, D], spatial [N, D, T, h, w])."""

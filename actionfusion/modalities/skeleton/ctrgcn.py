@@ -142,7 +142,9 @@ class CTRGCN(StackedGCN):
 
     Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
     (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]); ``forward`` gives logits
-    [N, num_classes].
+    [N, num_classes]. ``base_channels`` (64 in the paper) scales every stage's width
+    (64-64-64-64-128-128-128-256-256-256), like pyskl's ``base_channels``; the output width is
+    ``4 * base_channels``.
     """
 
     def __init__(
@@ -153,8 +155,11 @@ class CTRGCN(StackedGCN):
         drop_rate: float = 0.0,
         adjacency: Optional[np.ndarray] = None,
         ctrgc_aggregation: str = "correct",
+        base_channels: int = 64,
     ) -> None:
         super().__init__()
+        if base_channels < 8 or base_channels % 8:
+            raise ValueError(f"base_channels must be a positive multiple of 8, not {base_channels}")
         a = ctrgcn_partition(ntu25_graph("A")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
         self.num_classes = num_classes
         self.num_persons = num_persons
@@ -163,6 +168,7 @@ class CTRGCN(StackedGCN):
         blocks = []
         c_in = in_channels
         for i, (c_out, stride) in enumerate(CTRGCN_STAGES):
+            c_out = c_out * base_channels // CTRGCN_STAGES[0][0]
             blocks.append(CTRGCNBlock(c_in, c_out, a, stride, residual=i > 0, aggregation=ctrgc_aggregation))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)

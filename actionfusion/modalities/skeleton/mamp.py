@@ -253,6 +253,7 @@ class MAMP(nn.Module):
         if head not in ("finetune", "linear"):
             raise ValueError(f"head must be 'finetune' or 'linear', not {head!r}")
         self.num_classes = num_classes
+        self.num_features = embed_dim  # width of EncoderOutput.pooled
         self.head_kind = head
         self.encoder = MAMPEncoder(
             in_channels=in_channels,
