@@ -109,6 +109,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return run_train_cli(args.config, args.set or [], args.work_dir, args.resume)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .run_experiment import run_cli
+
+    return run_cli(args.config, args.set or [], args.work_dir, args.raw_root, args.workers)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .trainer import run_evaluate_cli
 
@@ -225,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("run", help="raw data to results: prepare (+ pose extraction), train, evaluate (resumable)")
+    p.add_argument("config")
+    p.add_argument("--raw-root", default=None, help="NTU-format root to prepare into data.store (= --set source.raw_root=...)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set source.pose_source=extracted (repeatable)")
+    p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
+    p.add_argument("--workers", type=int, default=None, help="processes for prepare and pose extraction "
+                   "(default source.workers)")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")
     p.add_argument("config")

@@ -5,6 +5,7 @@ A config file holds one experiment::
     _base_: ../base/skeleton.yaml   # optional: a file (or list of files) whose values this one overrides
     experiment: synthetic_ctrgcn
     seed: 0
+    source: {raw_root: null, pose_source: sensor}   # optional: what `actionfusion run` prepares data.store from
     data: {store: demo_output/store, benchmark: ntu60_xsub, clip_len: 64, ...}
     model: {name: ctrgcn, num_classes: 60, kwargs: {}}
     optim: {name: sgd, lr: 0.1, ...}
@@ -40,11 +41,13 @@ import yaml
 from ..datasets.ntu.splits import BENCHMARKS
 from ..io import atomic_write_text
 from ..modalities.skeleton.streams import STREAM_NAMES
-from .config_clips import KEYPOINT_SOURCES, DepthClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig
+from .config_clips import (
+    KEYPOINT_SOURCES, POSE_SOURCES, DepthClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig, SourceConfig,
+)
 from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
 
 __all__ = [
-    "BASE_KEY", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
+    "BASE_KEY", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "SourceConfig", "TrainConfig",
     "ExperimentConfig", "load_config", "load_config_dict", "save_config", "apply_overrides", "parse_override",
 ]
 
@@ -187,6 +190,7 @@ class ExperimentConfig:
 
     experiment: str = "experiment"
     seed: int = 0
+    source: SourceConfig = field(default_factory=SourceConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -323,6 +327,13 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             _require(isinstance(spec.get("name"), str), f"data.{list_key}[{i}]", "each transform needs a string 'name'")
             _require(spec["name"] not in ("stream", "unified_12ch"), f"data.{list_key}[{i}]",
                      "the stream step is added from data.stream; do not list it")
+    source = cfg.source
+    _require(source.pose_source in POSE_SOURCES, "source.pose_source",
+             f"{source.pose_source!r} is not one of {', '.join(POSE_SOURCES)}")
+    _require(source.workers >= 0, "source.workers", "must not be negative")
+    _require(not (source.pose_source == "extracted" and "pose_heatmap" in data.modalities
+                  and data.pose_heatmap.keypoints != "pose2d"), "data.pose_heatmap.keypoints",
+             "source.pose_source is 'extracted': heatmaps must read the extracted poses (keypoints: pose2d)")
     _require(cfg.model.num_classes >= 1, "model.num_classes", "must be at least 1")
     from .optim import OPTIMIZERS, SCHEDULES  # the names the trainer builds (imports torch)
 

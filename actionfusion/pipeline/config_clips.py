@@ -14,6 +14,7 @@ modalities line up (EPAM's 16 RGB frames are every 3rd of its 48 pose frames).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 KEYPOINT_SOURCES: tuple[str, ...] = ("sensor", "pose2d")
 """Where heatmap keypoints come from: ``sensor`` (the skeleton's colorX/Y, ``pose2d_sensor`` in the
@@ -77,3 +78,33 @@ class PointClipConfig:
 
     num_frames: int = 16
     num_points: int = 256
+
+
+POSE_SOURCES: tuple[str, ...] = ("sensor", "extracted")
+"""``source.pose_source``: 2D poses from the Kinect skeleton (``sensor``) or from the pose model
+run over the raw videos (``extracted``: ``actionfusion run`` calls ``extract-poses``)."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where ``actionfusion run`` makes ``data.store`` from (raw data -> prepare -> [extract poses]).
+
+    Attributes:
+        raw_root: an NTU-format root (skeletons, videos, masked depth); null = ``data.store`` is
+            already prepared and ``run`` only trains and evaluates.
+        pose_source: one of :data:`POSE_SOURCES`. ``extracted`` runs the 2D pose model over every
+            video into the store, and heatmaps must then read ``keypoints: pose2d``.
+        pose_backend: the pose model (``default``: the embedded BlazePose; ``mmpose`` if installed).
+        pose_layout: store extracted keypoints in this layout (e.g. ``coco17``); null = the backend's.
+        workers: processes for prepare and pose extraction.
+        rgb_size, depth_size, num_points: prepare's crop sizes and points per frame (null: its defaults).
+    """
+
+    raw_root: Optional[str] = None
+    pose_source: str = "sensor"
+    pose_backend: str = "default"
+    pose_layout: Optional[str] = None
+    workers: int = 2
+    rgb_size: Optional[int] = None
+    depth_size: Optional[int] = None
+    num_points: Optional[int] = None
