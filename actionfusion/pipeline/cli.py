@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default source.workers)")
     p.set_defaults(func=_cmd_run)
 
+    from .feature_export import add_extract_features_parser
+
+    add_extract_features_parser(sub)
+
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")
     p.add_argument("config")
     p.add_argument("--checkpoint", required=True, help="weights file, epoch checkpoint dir or a work dir (its best)")

@@ -1,0 +1,85 @@
+"""What feature extraction needs from a checkpoint's config: its files, its modalities, its store's PrepareConfig.
+
+- :func:`resolve_checkpoint`: a training work dir, an epoch checkpoint dir or a weights file ->
+  (weights file, config), the ``config.yaml`` found beside the weights or above them;
+- :func:`prepared_modality` / :func:`stored_modality`: which prepared and stored modality each
+  batch key comes from;
+- :func:`training_prepare_config`: the PrepareConfig of the store the model was trained on, so
+  raw inputs are cropped and sized as in training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from ..datasets.store.manifest import read_manifest
+from ..datasets.store.prepare_config import PrepareConfig
+from ..errors import StoreError
+from .config import ExperimentConfig, load_config
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+CONFIG_FILE = "config.yaml"
+
+PREPARED_MODALITY_FOR_KEY: dict[str, str] = {"skeleton": "skeleton", "rgb": "rgb", "depth": "depth", "points": "points"}
+"""Batch key -> the PrepareConfig modality that makes it (pose_heatmap: see :func:`prepared_modality`)."""
+
+
+def find_config_for(weights: Path) -> Optional[Path]:
+    """``config.yaml`` beside ``weights`` or in up to three folders above (an epoch checkpoint's work dir)."""
+    start = weights if weights.is_dir() else weights.parent
+    for folder in [start, *list(start.parents)[:3]]:
+        if (folder / CONFIG_FILE).is_file():
+            return folder / CONFIG_FILE
+    return None
+
+
+def resolve_checkpoint(path: PathLike, config: Union[None, PathLike, ExperimentConfig] = None
+                       ) -> tuple[Path, ExperimentConfig, Optional[Path]]:
+    """(weights file, config, config file or None) of a work dir, epoch checkpoint dir or weights file.
+
+    Raises:
+        FileNotFoundError: no weights, or no config.yaml beside them and none given.
+    """
+    from .trainer import _weights_path
+
+    weights = _weights_path(path)
+    if isinstance(config, ExperimentConfig):
+        return weights, config, None
+    config_path = Path(config) if config is not None else find_config_for(Path(path))
+    if config_path is None:
+        raise FileNotFoundError(f"{path}: no {CONFIG_FILE} beside the weights or in the folders above; "
+                                "pass config= (the training YAML)")
+    return weights, load_config(config_path), config_path
+
+
+def prepared_modality(key: str, cfg: ExperimentConfig) -> Optional[str]:
+    """The PrepareConfig modality that batch key ``key`` is made from (None: cannot come from raw files)."""
+    if key == "pose_heatmap":
+        return "skeleton" if cfg.data.pose_heatmap.keypoints == "sensor" else None
+    return PREPARED_MODALITY_FOR_KEY.get(key)
+
+
+def stored_modality(key: str, cfg: ExperimentConfig) -> str:
+    """The store modality batch key ``key`` is read from."""
+    if key == "pose_heatmap":
+        return "pose2d_sensor" if cfg.data.pose_heatmap.keypoints == "sensor" else "pose2d"
+    return key
+
+
+def training_prepare_config(cfg: ExperimentConfig, near: Sequence[Path] = ()) -> tuple[Optional[PrepareConfig], str]:
+    """(PrepareConfig of the training store, where it was found) or (None, why not).
+
+    ``data.store`` is tried as given (relative to the current directory), then relative to each of ``near``.
+    """
+    store = Path(cfg.data.store)
+    candidates = [store] if store.is_absolute() else [store, *(folder / store for folder in near)]
+    for candidate in candidates:
+        if (candidate / "manifest.json").is_file():
+            try:
+                return PrepareConfig.from_dict(read_manifest(candidate).get("config") or {}), str(candidate)
+            except StoreError as err:
+                return None, f"defaults ({candidate} holds no usable PrepareConfig: {err})"
+    return None, f"defaults (no training store at {cfg.data.store!r})"
