@@ -66,3 +66,21 @@ def test_no_decay_on_norm_and_bias_option():
         build_optimizer(model, {"name": "lamb", "lr": 0.1})
     with pytest.raises(ValueError, match="layer_decay"):
         build_optimizer(model, {"name": "adamw_layer_decay", "lr": 0.1})
+
+
+def test_lr_mult_scales_the_learning_rate_of_a_module_through_the_schedule():
+    model = _model()
+    names = [n for n, _ in model.named_parameters()]
+    prefix = names[0].rsplit(".", 1)[0]  # the first layer
+    opt = build_optimizer(model, {"name": "sgd", "lr": 0.1, "momentum": 0.9, "lr_mult": {prefix: 0.1}})
+    by_lr = {round(g["lr"], 6): sum(p.numel() for p in g["params"]) for g in opt.param_groups}
+    first = sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix + "."))
+    assert by_lr == {0.01: first, 0.1: sum(p.numel() for p in model.parameters()) - first}
+    sched = build_scheduler(opt, {"name": "cosine", "epochs": 4, "warmup_epochs": 0}, 5)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs[0] == pytest.approx(0.1 * lrs[1])  # the ratio holds at every step
+    with pytest.raises(ValueError, match="own no trainable parameter"):
+        build_optimizer(model, {"name": "sgd", "lr": 0.1, "lr_mult": {"nothing": 0.5}})

@@ -138,7 +138,9 @@ class OptimConfig:
     """The optimizer: ``name`` one of ``pipeline.optim.OPTIMIZERS`` (sgd, adamw, adamw_layer_decay).
 
     ``layer_decay`` (only with ``adamw_layer_decay``) scales each layer's lr by decay^(depth - layer);
-    ``momentum`` and ``nesterov`` apply to sgd, ``betas`` to the AdamW variants.
+    ``momentum`` and ``nesterov`` apply to sgd, ``betas`` to the AdamW variants. ``lr_mult``
+    {module path: multiplier} sets the lr of a part of the model to ``lr * multiplier`` (e.g. a
+    Recognizer's recurrent fusion: ``{fusion: 0.1}``).
     """
 
     name: str = "sgd"
@@ -148,6 +150,7 @@ class OptimConfig:
     weight_decay: float = 0.0004
     layer_decay: Optional[float] = None
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

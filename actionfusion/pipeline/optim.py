@@ -25,21 +25,39 @@ def _no_decay_parameter(name: str, param: torch.Tensor) -> bool:
     return param.ndim <= 1 or name.endswith(".bias")
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = True) -> List[Dict[str, Any]]:
+def lr_multiplier(name: str, lr_mult: Mapping[str, float]) -> float:
+    """The multiplier of the longest prefix of ``lr_mult`` (module paths) that owns parameter ``name``; 1 otherwise."""
+    best, value = -1, 1.0
+    for prefix, mult in lr_mult.items():
+        if (name == prefix or name.startswith(prefix + ".") or prefix == "") and len(prefix) > best:
+            best, value = len(prefix), float(mult)
+    return value
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = True,
+                     lr: float | None = None, lr_mult: Mapping[str, float] | None = None) -> List[Dict[str, Any]]:
     """Trainable parameters as optimizer groups.
 
     With ``decay_norm_and_bias=False`` the 1-D parameters (biases, BatchNorm/LayerNorm
-    affine, learnable scalars) get weight decay 0 in a second group.
+    affine, learnable scalars) get weight decay 0 in their own groups. ``lr_mult`` {module path:
+    multiplier} (e.g. ``{"fusion": 0.1}``) gives the parameters under each path the learning rate
+    ``lr * multiplier`` (the longest matching path wins); the schedule scales every group alike.
     """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if decay_norm_and_bias:
-        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
-    decay = [p for n, p in params if not _no_decay_parameter(n, p)]
-    no_decay = [p for n, p in params if _no_decay_parameter(n, p)]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+    lr_mult = dict(lr_mult or {})
+    unknown = [prefix for prefix in lr_mult
+               if prefix and not any(n == prefix or n.startswith(prefix + ".") for n, _ in params)]
+    if unknown:
+        raise ValueError(f"optim.lr_mult names {unknown}, which own no trainable parameter of the model")
+    groups: Dict[tuple, Dict[str, Any]] = {}
+    for name, param in params:
+        decay = weight_decay if decay_norm_and_bias or not _no_decay_parameter(name, param) else 0.0
+        mult = lr_multiplier(name, lr_mult)
+        group = groups.setdefault((mult, decay), {"params": [], "weight_decay": decay})
+        if lr is not None and lr_mult:
+            group["lr"] = lr * mult
+        group["params"].append(param)
+    return list(groups.values())
 
 
 def build_optimizer(model: nn.Module, optim_cfg: Any) -> torch.optim.Optimizer:
@@ -47,20 +65,24 @@ def build_optimizer(model: nn.Module, optim_cfg: Any) -> torch.optim.Optimizer:
 
     ``optim_cfg`` (a dataclass or mapping) has ``name`` ("sgd" | "adamw" | "adamw_layer_decay"),
     ``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``layer_decay``, ``betas`` and
-    optionally ``decay_norm_and_bias`` (default True: decay every parameter, as CTR-GCN does).
+    optionally ``decay_norm_and_bias`` (default True: decay every parameter, as CTR-GCN does)
+    and ``lr_mult`` ({module path: lr multiplier}, see :func:`parameter_groups`).
     """
     name = str(config_value(optim_cfg, "name", "sgd")).lower()
     lr = float(config_value(optim_cfg, "lr"))
     weight_decay = float(config_value(optim_cfg, "weight_decay", 0.0) or 0.0)
     decay_norm_and_bias = bool(config_value(optim_cfg, "decay_norm_and_bias", True))
     betas = tuple(float(b) for b in (config_value(optim_cfg, "betas", None) or (0.9, 0.999)))
+    lr_mult = dict(config_value(optim_cfg, "lr_mult", None) or {})
+    if lr_mult and name == "adamw_layer_decay":
+        raise ValueError("optim.lr_mult and optim.layer_decay do not combine; use one of them")
     if name == "sgd":
         momentum = float(config_value(optim_cfg, "momentum", 0.0) or 0.0)
         nesterov = bool(config_value(optim_cfg, "nesterov", False))
-        groups = parameter_groups(model, weight_decay, decay_norm_and_bias)
+        groups = parameter_groups(model, weight_decay, decay_norm_and_bias, lr, lr_mult)
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "adamw":
-        groups = parameter_groups(model, weight_decay, decay_norm_and_bias)
+        groups = parameter_groups(model, weight_decay, decay_norm_and_bias, lr, lr_mult)
         return torch.optim.AdamW(groups, lr=lr, betas=betas)  # type: ignore[arg-type]
     if name == "adamw_layer_decay":
         layer_decay = config_value(optim_cfg, "layer_decay", None)
