@@ -14,7 +14,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_subcommands():
     result = _run("--help")
     assert result.returncode == 0
-    for command in ("synth", "scan", "prepare", "store-info", "import-pyskl", "export-pyskl", "demo"):
+    for command in ("synth", "scan", "prepare", "store-info", "import-pyskl", "export-pyskl", "demo", "run",
+                    "extract-features"):
         assert command in result.stdout
 
 
@@ -28,12 +29,20 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
     assert 0.0 <= record["test_top1"] <= 1.0
     assert "samples per class, ntu60_xsub" in first.stdout
     assert "held-out accuracy" in first.stdout
-    assert (out / "work_dirs" / "synthetic_ctrgcn" / "confusion.png").is_file()
+    work = out / "work_dirs" / "synthetic_mmixer"
+    assert (work / "confusion.png").is_file()
+    assert set(record["test_top1_by_modality"]) == {"all", "skeleton", "rgb", "depth"}
+    assert "only depth" in first.stdout and "fused (skeleton + rgb + depth)" in first.stdout
+    index = json.loads((out / "features" / "index.json").read_text())
+    assert record["features"] == len(index["samples"]) > 0 and not index["failures"]
+    assert all(entry["modalities_used"] == ["skeleton", "rgb", "depth"] for entry in index["samples"].values())
     # Running again resumes: nothing is generated or prepared twice.
     second = _run("demo", "--scale", "tiny", "--out", str(out), *quick)
     assert second.returncode == 0
     assert "(0 generated now, 30 already there)" in second.stdout
     assert "0 prepared now" in second.stdout
+    assert "not training again" in second.stderr
+    assert f"0 written, {record['features']} already there" in second.stdout
 
     scan = json.loads(_run("scan", str(out / "synthetic_ntu")).stdout)
     assert scan["samples"] == 30 and scan["combinations"] == {"skeleton+rgb+depth_masked": 30}
