@@ -25,6 +25,8 @@ from torch import nn
 # Kernel sizes of the official STA (EPAM-Net attention_module.py, as trained).
 STA_SPATIAL_KERNEL = 7
 STA_TEMPORAL_KERNEL = 7
+# Running-statistics momentum of the spatial gate's BatchNorm (attention_module.py BasicConv: 0.01, not torch's 0.1).
+STA_BN_MOMENTUM = 0.01
 
 
 def temporal_step(rgb_frames: int, pose_frames: int) -> int:
@@ -47,7 +49,7 @@ class SpatialTemporalAttention(nn.Module):
         super().__init__()
         self.spatial_conv = nn.Conv3d(2, 1, (1, spatial_kernel, spatial_kernel),
                                       padding=(0, spatial_kernel // 2, spatial_kernel // 2), bias=False)
-        self.spatial_bn = nn.BatchNorm3d(1)
+        self.spatial_bn = nn.BatchNorm3d(1, momentum=STA_BN_MOMENTUM)
         self.temporal_conv = nn.Conv1d(1, 1, temporal_kernel, padding=temporal_kernel // 2, bias=False)
         for conv in (self.spatial_conv, self.temporal_conv):  # as EPAM-Net's init_weights
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")

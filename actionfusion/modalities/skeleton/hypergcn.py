@@ -192,7 +192,7 @@ class HyperGraphConv(nn.Module):
             self.virtual_joints = nn.Parameter(torch.randn(1, in_channels).repeat(num_virtual, 1))
         else:
             self.virtual_joints = nn.Parameter(torch.randn(num_virtual, in_channels))
-        self.register_buffer("prior_graph", torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32)))
+        self.register_buffer("prior_graph", torch.tensor(np.asarray(prior), dtype=torch.float32))  # a copy per block
         self.edge_importance = nn.Parameter(torch.ones(prior.shape))
         self.hypergraph = AdaptiveHypergraph(in_channels, num_heads, hyperedge_k)
         self.alpha = nn.Parameter(torch.ones(1))

@@ -163,7 +163,8 @@ class CTRGraphConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, partition: np.ndarray) -> None:
         super().__init__()
         self.convs = nn.ModuleList(ChannelTopologyGraphConv(in_channels, out_channels) for _ in range(len(partition)))
-        self.adjacency = nn.Parameter(torch.from_numpy(np.ascontiguousarray(partition, dtype=np.float32)))
+        # torch.tensor copies: blocks built from one array must not share (and jointly update) one storage.
+        self.adjacency = nn.Parameter(torch.tensor(np.asarray(partition), dtype=torch.float32))
         self.alpha = nn.Parameter(torch.zeros(1))
         self.down = _conv_bn(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
         self.bn = nn.BatchNorm2d(out_channels)
