@@ -242,9 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default source.workers)")
     p.set_defaults(func=_cmd_run)
 
+    from .official_checkpoints.convert_cli import add_convert_checkpoint_parser
     from .feature_export import add_extract_features_parser
 
     add_extract_features_parser(sub)
+    add_convert_checkpoint_parser(sub)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")
     p.add_argument("config")
