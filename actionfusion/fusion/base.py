@@ -73,11 +73,6 @@ def create_fusion(name: str, dims: Mapping[str, int], **options: Any):
     return create("fusion", name, dims=dict(dims), **options)
 
 
-def presence_weights(present: PresenceMask, keys, like: torch.Tensor) -> torch.Tensor:
-    """[B, len(keys)] float 1/0 presence of each key, dtype/device of ``like``."""
-    return torch.stack([present[k].to(device=like.device, dtype=like.dtype) for k in keys], dim=1)
-
-
 def resample_sequence(sequence: torch.Tensor, steps: int) -> torch.Tensor:
     """[B, T, D] -> [B, steps, D], linear interpolation along time (identity when T == steps)."""
     if sequence.shape[1] == steps:
