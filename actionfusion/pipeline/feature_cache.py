@@ -135,10 +135,10 @@ class RawSampleCache:
                 return PendingPreparation(self, resolved, store, error=err)
         if self._pool is None:
             # The workers of `prepare`: forkserver (else spawn), one thread per library each.
-            from ..datasets.store.prepare import _init_worker, _worker_context
+            from ..datasets.store.prepare import init_worker, worker_context
 
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_worker_context(),
-                                             initializer=_init_worker)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context(),
+                                             initializer=init_worker)
         try:
             future = self._pool.submit(prepare_sample, paths, store, self.config)
         except BrokenProcessPool:  # the pool broke earlier: this sample goes to a fresh one

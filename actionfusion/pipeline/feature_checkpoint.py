@@ -43,9 +43,9 @@ def resolve_checkpoint(path: PathLike, config: Union[None, PathLike, ExperimentC
     Raises:
         FileNotFoundError: no weights, or no config.yaml beside them and none given.
     """
-    from .trainer import _weights_path
+    from .trainer import weights_path
 
-    weights = _weights_path(path)
+    weights = weights_path(path)
     if isinstance(config, ExperimentConfig):
         return weights, config, None
     config_path = Path(config) if config is not None else find_config_for(Path(path))

@@ -283,7 +283,7 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     return results
 
 
-def _weights_path(checkpoint: PathLike) -> Path:
+def weights_path(checkpoint: PathLike) -> Path:
     """A weights file from a file path, an epoch checkpoint directory or a work dir (its best)."""
     path = Path(checkpoint)
     if path.is_dir():
@@ -313,7 +313,7 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
         if not len(datasets.get(split) or []):
             raise ValueError(f"the {split} split of {cfg.experiment} is empty")
         model = wrap_model(FeaturesAndLogits(build_model(cfg)), ctx)
-        weights = _weights_path(checkpoint)
+        weights = weights_path(checkpoint)
         load_weights(weights, unwrap_model(model))
         loader = build_eval_loader(datasets[split], ctx, per_process_batch_size(cfg.data.batch_size, ctx),
                                    int(cfg.data.num_workers))

@@ -184,7 +184,7 @@ def _published_statuses(out: Path) -> dict[str, dict[str, Any]]:
     return statuses
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     """Keep each worker process to one thread per library (workers run side by side)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[var] = "1"
@@ -205,10 +205,10 @@ def _run_parallel(todo: list[SamplePaths], out: Path, config: PrepareConfig, roo
     recorded as failed (a rerun retries them) and a fresh pool takes the rest.
     """
     queue = deque(todo)
-    context = _worker_context()
+    context = worker_context()
     while queue:
         pending: dict[Future[SampleResult], str] = {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker) as pool:
             try:
                 while queue or pending:
                     while queue and len(pending) < 2 * workers:
@@ -227,7 +227,7 @@ def _run_parallel(todo: list[SamplePaths], out: Path, config: PrepareConfig, roo
                 raise
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
+def worker_context() -> multiprocessing.context.BaseContext:
     """``forkserver`` where available (workers fork from a server that imported the heavy modules
     once, so they start in a fraction of a second), else ``spawn``. Never plain ``fork``: the
     caller may hold threads (tqdm, torch) that a fork would copy mid-state."""
