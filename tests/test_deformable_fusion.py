@@ -14,13 +14,7 @@ from actionfusion.fusion.stride_attention import JointStrideAttention, TemporalS
 from actionfusion.modalities.features import EncoderOutput
 from actionfusion.registry import create
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: these tensors are tiny, and the test machine's two cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(dim=32, num_blocks=2, num_heads=2, num_points=2, joint_stride=3, temporal_stride=2)

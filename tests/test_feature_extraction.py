@@ -64,13 +64,6 @@ def write_work_dir(work: Path, cfg: ExperimentConfig, seed: int = 0) -> None:
     save_weights(work / "best.safetensors", build_model(cfg))
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine a second spinning thread mostly waits (5-30x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ SMALL = dict(hidden_dim=12, d_model=8, num_heads=2, num_queries=2)
 VARIANTS = list(itertools.product(("global", "per_step", "both"), (True, False)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is fastest, and avoids spinning on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def encoder_output(sequence: torch.Tensor) -> EncoderOutput:

@@ -43,12 +43,7 @@ def tensorboard_works() -> bool:
     return True
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_features_and_logits_exposes_only_loss_entries():
