@@ -14,10 +14,10 @@ from actionfusion.modalities.skeleton.layer_decay import layer_decay_param_group
 from actionfusion.modalities.skeleton.mamp import (
     MAMP,
     MAMPEncoder,
-    convert_official_mamp_state_dict,
     patchify_skeleton,
 )
 from actionfusion.modalities.skeleton.mamp_masking import motion_aware_masking, num_tokens_kept, token_motion
+from actionfusion.pipeline.official_checkpoints import get_converter
 from actionfusion.registry import create_model, list_models
 
 torch.set_num_threads(1)
@@ -300,16 +300,17 @@ def test_mamp_layer_id_for_bare_encoder_names() -> None:
 
 
 def test_official_state_dict_names_convert_and_load() -> None:
+    """A MAMP pretraining checkpoint (encoder + decoder) converts strictly into our encoder."""
     model = small_model()
     official_names = {
-        "encoder.patch_embed.": "joints_embed.proj.",
-        "encoder.temporal_embed": "temp_embed",
-        "encoder.spatial_embed": "pos_embed",
-        "encoder.blocks.": "blocks.",
-        "encoder.norm.": "norm.",
+        "patch_embed.": "joints_embed.proj.",
+        "temporal_embed": "temp_embed",
+        "spatial_embed": "pos_embed",
+        "blocks.": "blocks.",
+        "norm.": "norm.",
     }
     official = {}
-    for key, value in model.state_dict().items():
+    for key, value in model.encoder.state_dict().items():
         for ours, theirs in official_names.items():
             if key.startswith(ours):
                 key = theirs + key[len(ours):]
@@ -317,8 +318,10 @@ def test_official_state_dict_names_convert_and_load() -> None:
         official[key] = torch.randn_like(value.float()).to(value.dtype)
     official["mask_token"] = torch.zeros(1, 1, 32)
     official["decoder_pred.weight"] = torch.zeros(12, 32)
-    converted, dropped = convert_official_mamp_state_dict(official)
+    converter = get_converter("mamp_pretrain")
+    converted = converter.to_ours(official)
+    dropped = converter.discarded_keys(official)
     assert sorted(dropped) == ["decoder_pred.weight", "mask_token"]
-    model.load_state_dict(converted, strict=True)
+    model.encoder.load_state_dict(converted, strict=True)
     assert torch.equal(model.encoder.temporal_embed, official["temp_embed"])
     assert torch.equal(model.encoder.blocks[1].mlp.fc1.weight, official["blocks.1.mlp.fc1.weight"])

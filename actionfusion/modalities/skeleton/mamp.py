@@ -14,7 +14,7 @@ separate learnable temporal and spatial embeddings, then 8 pre-LN ViT blocks and
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Optional, Set
 
 import torch
 from einops import rearrange
@@ -319,37 +319,4 @@ class MAMP(nn.Module):
     def no_weight_decay(self) -> Set[str]:
         """Parameters beyond biases and norms that get no weight decay: the position embeddings."""
         return {"encoder.temporal_embed", "encoder.spatial_embed"}
-
-
-# Upstream parameter names -> ours (checkpoints of maoyunyao/MAMP, pretrain / fine-tune / linprobe).
-_OFFICIAL_PREFIXES: Tuple[Tuple[str, str], ...] = (
-    ("joints_embed.proj.", "encoder.patch_embed."),
-    ("temp_embed", "encoder.temporal_embed"),
-    ("pos_embed", "encoder.spatial_embed"),
-    ("blocks.", "encoder.blocks."),
-    ("norm.", "encoder.norm."),
-    ("head.fc.0.", "head.norm."),  # linprobe: Sequential(BatchNorm1d, Linear)
-    ("head.fc.1.", "head.fc."),
-    ("head.", "head."),
-)
-
-
-def convert_official_mamp_state_dict(
-    state_dict: Dict[str, torch.Tensor],
-) -> Tuple[Dict[str, torch.Tensor], List[str]]:
-    """Rename an upstream MAMP state dict to :class:`MAMP`'s names.
-
-    Returns (converted, dropped): the decoder, mask token and anything unknown are dropped and
-    listed. Load with ``model.load_state_dict(converted, strict=False)`` when the head differs.
-    """
-    converted: Dict[str, torch.Tensor] = {}
-    dropped: List[str] = []
-    for key, value in state_dict.items():
-        for old, new in _OFFICIAL_PREFIXES:
-            if key.startswith(old):
-                converted[new + key[len(old):]] = value
-                break
-        else:
-            dropped.append(key)
-    return converted, dropped
 
