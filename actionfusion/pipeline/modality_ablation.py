@@ -2,7 +2,8 @@
 
 A Recognizer trained with modality dropout classifies from any subset of its inputs; this
 scores the test split once per encoder with only that encoder's batch keys delivered (the
-others are not loaded at all), and once with everything. Writes ``metrics_by_modality.json``::
+others are not loaded at all), and once with everything (reusing the training run's own test
+scores of the same weights when the work dir has them). Writes ``metrics_by_modality.json``::
 
     {"all": {"modalities": [...], "top1": ..., ...}, "skeleton": {...}, "depth": {...}}
 """
@@ -16,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..io import atomic_write_json
+from ..io import atomic_write_json, load_json, load_npy
 from .checkpoints import BEST_WEIGHTS, load_weights
 from .distributed import init_distributed, per_process_batch_size, shutdown_distributed, wrap_model
 from .evaluation import evaluate_dataset
@@ -25,6 +26,17 @@ from .model_inputs import ModelInput
 from .train_loop import FeaturesAndLogits
 
 METRICS_FILE = "metrics_by_modality.json"
+
+
+def _training_evaluation(work_dir: Path, split: str) -> Optional[tuple]:
+    """(metrics, scores [N, C], labels [N]) of ``split`` as :func:`~.trainer.train` wrote them, or None."""
+    files = [work_dir / "metrics.json", work_dir / f"scores_{split}.npy", work_dir / f"labels_{split}.npy"]
+    if not all(path.is_file() for path in files):
+        return None
+    metrics = load_json(files[0]).get(split)
+    if not isinstance(metrics, dict):
+        return None
+    return metrics, load_npy(files[1]), load_npy(files[2])
 
 
 class SubsetInputs(nn.Module):
@@ -74,7 +86,16 @@ def evaluate_modality_subsets(cfg: Any, work_dir: Union[str, Path], split: str =
         load_weights(Path(weights) if weights is not None else work_dir / BEST_WEIGHTS, base)
         wrapped = wrap_model(FeaturesAndLogits(base), ctx)
         results: Dict[str, Dict[str, Any]] = {}
+        if weights is None:  # the training run already scored these weights with every modality
+            own = _training_evaluation(work_dir, split)
+            if own is not None:
+                metrics, scores, labels = own
+                results["all"] = {"modalities": list(subsets["all"]), **metrics}
+                if class_kind_report:
+                    results["all"]["by_class_kind"] = accuracy_by_class_kind(scores, labels)
         for subset, keys in subsets.items():
+            if subset in results:
+                continue
             data = dataclasses.replace(cfg.data, modalities=[m for m in cfg.data.modalities if m in keys])
             datasets = build_datasets(dataclasses.replace(cfg, data=data))
             loader = build_eval_loader(datasets[split], ctx, per_process_batch_size(cfg.data.batch_size, ctx),

@@ -10,8 +10,9 @@ Stages, each resumable (a rerun after a kill continues where it stopped, and ski
 3. **train** into the work dir (resumed from its newest checkpoint; skipped once ``metrics.json``
    exists). Training ends with the test evaluation: ``metrics.json``, ``confusion.png``,
    ``per_class.csv``, ``scores_test.npy``.
-4. **evaluate by modality** (Recognizers with several encoders): the test split with all
-   modalities and with each encoder's alone, into ``metrics_by_modality.json``.
+4. **evaluate by modality** (Recognizers with several encoders): the test split with each
+   encoder's modality alone (the all-modality row is training's own test evaluation), into
+   ``metrics_by_modality.json``; skipped when the training and this file are both finished.
 
 Bad samples never stop stages 1-2: they are recorded (``failures.json``, ``pose_failures.json``
 in the store) and reported at the end.
@@ -54,7 +55,7 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
     """
     from ..io import atomic_write_json
     from .config import ConfigError
-    from .modality_ablation import evaluate_modality_subsets
+    from .modality_ablation import METRICS_FILE as MODALITY_METRICS_FILE, evaluate_modality_subsets
     from .trainer import train
 
     work_dir = Path(work_dir)
@@ -96,7 +97,8 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
                           "source.raw_root to an NTU-format root (--raw-root) so that run prepares it")
 
     metrics_file = work_dir / "metrics.json"
-    if metrics_file.is_file():
+    trained_before = metrics_file.is_file()
+    if trained_before:
         _say(f"[train] {work_dir} is finished (metrics.json): not training again", progress)
         summary["train"] = load_json(metrics_file)
     else:
@@ -107,10 +109,14 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
         summary["train"] = train(cfg, work_dir, resume=resume, progress=progress)
         timings["train_s"] = time.perf_counter() - start
 
-    _say("[evaluate] test split by modality", progress)
-    start = time.perf_counter()
-    by_modality = evaluate_modality_subsets(cfg, work_dir, progress=progress, class_kind_report=class_kind_report)
-    timings["evaluate_by_modality_s"] = time.perf_counter() - start
+    by_modality_file = work_dir / MODALITY_METRICS_FILE
+    if trained_before and by_modality_file.is_file():
+        by_modality = load_json(by_modality_file)
+    else:
+        _say("[evaluate] test split by modality", progress)
+        start = time.perf_counter()
+        by_modality = evaluate_modality_subsets(cfg, work_dir, progress=progress, class_kind_report=class_kind_report)
+        timings["evaluate_by_modality_s"] = time.perf_counter() - start
     if by_modality:
         summary["by_modality"] = by_modality
     summary["timings"] = timings
