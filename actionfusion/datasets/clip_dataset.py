@@ -67,9 +67,12 @@ class SkeletonClipDataset(Dataset):
         max_persons: persons M of every clip.
         train: recorded for the caller (the transform already knows whether it trains).
         labels: the samples' 0-based labels; read from the store when None.
+        view_transforms: N > 1 pipelines, one per view (self-supervised objectives): items then
+            also hold ``"views"``, N dicts ``{"skeleton": [M, T, V, C]}``, view ``v`` drawn from
+            ``default_rng([seed, epoch, index, 0, v])``; ``"skeleton"`` is view 0.
 
     Items: ``{"skeleton": float32 tensor [M, T, V, C] (K > 1: [K, M, T, V, C]),
-    "label": int64 scalar tensor, "index": int}``.
+    "label": int64 scalar tensor, "index": int}`` (+ ``"views"``).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class SkeletonClipDataset(Dataset):
         max_persons: int = 2,
         train: bool = True,
         labels: Optional[Sequence[int]] = None,
+        view_transforms: Optional[Sequence[ClipTransform]] = None,
     ) -> None:
         if clip_len < 1 or num_clips < 1 or max_persons < 1:
             raise ValueError(f"clip_len, num_clips and max_persons must be >= 1, got {clip_len}, {num_clips}, {max_persons}")
@@ -98,6 +102,9 @@ class SkeletonClipDataset(Dataset):
         self.seed = int(seed)
         self.max_persons = int(max_persons)
         self.train = bool(train)
+        self.view_transforms = list(view_transforms or [])
+        if len(self.view_transforms) == 1 or (self.view_transforms and num_clips != 1):
+            raise ValueError("view_transforms needs at least 2 views, and one clip per item")
         self.epoch = 0
 
     @property
@@ -131,9 +138,9 @@ class SkeletonClipDataset(Dataset):
         x = self.store.load_skeleton(self.names[index])
         return fit_persons(np.ascontiguousarray(x, dtype=np.float32), self.max_persons)
 
-    def clip(self, raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def clip(self, raw: np.ndarray, rng: np.random.Generator, transform: Optional[ClipTransform] = None) -> np.ndarray:
         """float32 [M, clip_len, V, C]: ``raw`` [M, T, V, 3] through the transform, length fixed."""
-        x = np.asarray(self.transform(raw.copy(), rng), dtype=np.float32)
+        x = np.asarray((transform or self.transform)(raw.copy(), rng), dtype=np.float32)
         if x.ndim != 4 or x.shape[0] != self.max_persons:
             raise ValueError(f"the transform returned shape {x.shape}; expected [{self.max_persons}, T, V, C]")
         return np.ascontiguousarray(fit_length(x, self.clip_len))
@@ -142,6 +149,12 @@ class SkeletonClipDataset(Dataset):
         if not 0 <= index < len(self.names):
             raise IndexError(f"index {index} out of range for {len(self.names)} samples")
         raw = self.load(index)
+        if self.view_transforms:
+            views = [torch.from_numpy(self.clip(raw, np.random.default_rng([self.seed, self.epoch, int(index), 0, v]),
+                                                transform))
+                     for v, transform in enumerate(self.view_transforms)]
+            return {"skeleton": views[0], "views": [{"skeleton": view} for view in views],
+                    "label": torch.tensor(self.labels[index], dtype=torch.int64), "index": int(index)}
         if self.num_clips == 1:
             skeleton = self.clip(raw, self.rng(index))
         else:

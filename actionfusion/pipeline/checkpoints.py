@@ -3,6 +3,7 @@
 Layout under ``work_dir``::
 
     checkpoints/epoch_0003/model.safetensors          model weights (state_dict)
+    checkpoints/epoch_0003/objective.safetensors      the objective's state (a decoder, queues), when it has one
     checkpoints/epoch_0003/trainer_state.safetensors  optimizer tensors, RNG states
     checkpoints/epoch_0003/trainer_state.json         epoch, global step, best metric, history,
                                                       optimizer structure, AMP scaler state
@@ -33,6 +34,7 @@ PathLike = Union[str, Path]
 
 CHECKPOINT_DIRNAME = "checkpoints"
 MODEL_FILE = "model.safetensors"
+OBJECTIVE_FILE = "objective.safetensors"
 STATE_TENSORS_FILE = "trainer_state.safetensors"
 STATE_JSON_FILE = "trainer_state.json"
 BEST_WEIGHTS = "best.safetensors"
@@ -186,8 +188,12 @@ def save_checkpoint(
     trainer_state: Mapping[str, Any],
     keep_last: int = 2,
     scaler_state: Optional[Mapping[str, Any]] = None,
+    objective: Optional[nn.Module] = None,
 ) -> Path:
     """Write ``checkpoints/epoch_<epoch>`` atomically, then keep only the newest ``keep_last``.
+
+    ``objective``: a training objective whose parameters and buffers (a decoder, a queue) are
+    saved beside the model's (``objective.safetensors``; skipped when its state is empty).
 
     ``trainer_state`` is JSON data (epoch, global_step, best metric, history...). The torch
     CPU RNG state (and CUDA ones when present) is stored as uint8 tensors.
@@ -209,6 +215,8 @@ def save_checkpoint(
         tensors.update(optimizer_tensors)
     (staging / STATE_TENSORS_FILE).write_bytes(safetensors_save_bytes(_cpu_tensors(tensors)))
     (staging / MODEL_FILE).write_bytes(weights_bytes(model, {"epoch": str(epoch)}))
+    if objective is not None and objective.state_dict():
+        (staging / OBJECTIVE_FILE).write_bytes(weights_bytes(objective, {"epoch": str(epoch)}))
     record = dict(trainer_state)
     record.update({"epoch": int(epoch), "optimizer": structure, "scaler": dict(scaler_state) if scaler_state else None})
     atomic_write_json(staging / STATE_JSON_FILE, record)
@@ -233,8 +241,9 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer] = None,
     restore_rng: bool = True,
+    objective: Optional[nn.Module] = None,
 ) -> Dict[str, Any]:
-    """Restore an epoch checkpoint directory into ``model`` (and ``optimizer``).
+    """Restore an epoch checkpoint directory into ``model`` (and ``optimizer``, and ``objective``).
 
     Returns the trainer state (JSON part). With ``restore_rng`` the torch RNG states are set.
     """
@@ -242,6 +251,10 @@ def load_checkpoint(
     if not (path / STATE_JSON_FILE).is_file():
         raise FileNotFoundError(f"{path}: not a checkpoint directory (no {STATE_JSON_FILE})")
     load_weights(path / MODEL_FILE, model, strict=True)
+    if objective is not None and objective.state_dict():
+        if not (path / OBJECTIVE_FILE).is_file():
+            raise FileNotFoundError(f"{path}: the checkpoint holds no {OBJECTIVE_FILE} for the objective's state")
+        load_weights(path / OBJECTIVE_FILE, objective, strict=True)
     record = load_json(path / STATE_JSON_FILE)
     tensors = safetensors_load_bytes((path / STATE_TENSORS_FILE).read_bytes())
     if optimizer is not None:

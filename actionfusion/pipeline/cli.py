@@ -103,10 +103,30 @@ def _cmd_visualize_poses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrained_override(args: argparse.Namespace) -> list:
+    overrides = list(args.set or [])
+    if getattr(args, "pretrained", None):
+        overrides.append(f"model.pretrained={args.pretrained}")
+    return overrides
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import run_train_cli
 
-    return run_train_cli(args.config, args.set or [], args.work_dir, args.resume)
+    return run_train_cli(args.config, _pretrained_override(args), args.work_dir, args.resume)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import run_pretrain_cli
+
+    return run_pretrain_cli(args.config, args.set or [], args.work_dir, args.resume)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import run_probe_cli
+
+    return run_probe_cli(args.config, args.pretrained, args.protocol, args.set or [], args.work_dir,
+                         percent=args.percent, seeds=args.seeds, epochs=args.epochs, resume=args.resume)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -230,7 +250,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set data.clip_len=32 (repeatable)")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
+                   help="start from an encoder written by `actionfusion pretrain` (= --set model.pretrained=WEIGHTS)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder (objective: mamp, ...)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("config", help="YAML config with an objective section, e.g. configs/synthetic/mamp_pretrain.yaml")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set schedule.epochs=10 (repeatable)")
+    p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi or fewshot",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), e.g. configs/synthetic/mamp.yaml")
+    p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
+                   help="encoder.safetensors from `actionfusion pretrain` (omit for the random-init baseline)")
+    p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot"))
+    p.add_argument("--percent", type=float, default=10.0, help="semi: labelled share of the training split, in percent")
+    p.add_argument("--seeds", type=int, default=1, help="runs with seeds 0..N-1 (semi: a different subset each)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the protocol's recipe)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>_<protocol>)")
+    p.add_argument("--resume", action="store_true", help="continue unfinished runs")
+    p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("run", help="raw data to results: prepare (+ pose extraction), train, evaluate (resumable)")
     p.add_argument("config")

@@ -47,7 +47,7 @@ from .config_clips import (
 from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
 
 __all__ = [
-    "BASE_KEY", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "SourceConfig", "TrainConfig",
+    "BASE_KEY", "ConfigError", "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "ScheduleConfig", "SourceConfig", "TrainConfig",
     "ExperimentConfig", "load_config", "load_config_dict", "save_config", "apply_overrides", "parse_override",
 ]
 
@@ -58,8 +58,10 @@ PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the 
 MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "pose_heatmap", "depth", "points")
 """``data.modalities`` values: the batch keys a clip dataset can deliver."""
 LAYOUTS: tuple[str, ...] = ("ntu25",)
-SELECT_BY: tuple[str, ...] = ("val_top1", "last")
-"""``train.select_by`` values: how the weights for the final evaluation are chosen."""
+SELECT_BY_EXAMPLES: tuple[str, ...] = ("val/top1", "val/loss", "val/knn_top1", "last")
+"""``train.select_by``: ``last`` or a validation metric ``val/<name>`` the run computes (supervised
+training: top1, top5, mean_class_accuracy, loss; pretraining: loss, knn_top1). ``val_top1`` is the
+older spelling of ``val/top1``."""
 
 
 def _default_train_transforms() -> list[dict[str, Any]]:
@@ -90,6 +92,9 @@ class DataConfig:
         train_transforms: transform specs (``{"name": ..., **options}``) of training clips.
         test_transforms: transform specs of validation and test clips.
         test_clips: clips K per validation/test sample (K > 1: "skeleton" is [K, M, T, V, C]).
+        views: views N of every training sample (N > 1: items hold ``"views"``, a list of N dicts
+            of modality tensors, each drawn with its own random stream; contrastive objectives).
+        view_transforms: one transform list per view (empty: every view uses ``train_transforms``).
         batch_size: GLOBAL batch size (per process = batch_size / world_size).
         num_workers: data loader worker processes per process.
         flip_p: probability of a horizontal flip of training clips of rgb and pose_heatmap (applied
@@ -108,6 +113,8 @@ class DataConfig:
     train_transforms: list[dict[str, Any]] = field(default_factory=_default_train_transforms)
     test_transforms: list[dict[str, Any]] = field(default_factory=_default_test_transforms)
     test_clips: int = 1
+    views: int = 1
+    view_transforms: list[list[dict[str, Any]]] = field(default_factory=list)
     batch_size: int = 16
     num_workers: int = 2
     flip_p: float = 0.5
@@ -125,12 +132,31 @@ class ModelConfig:
     file}``, e.g. EPAM-Net's stage 2 from its stage-1 streams
     ``{rgb: work_dirs/epam_rgb/best.safetensors, pose: work_dirs/epam_pose/best.safetensors}``
     (``""`` = the whole model). Files load safely (safetensors, or ``torch.load(weights_only=True)``).
+
+    ``pretrained`` loads an encoder written by ``actionfusion pretrain`` (``encoder.safetensors``)
+    into the whole model; only the head's tensors may be missing from it.
     """
 
     name: str = "ctrgcn"
     num_classes: int = 60
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: dict[str, str] = field(default_factory=dict)
+    pretrained: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """``create_objective(name, **kwargs)``: what the engine optimises (:mod:`actionfusion.objectives`).
+
+    ``cross_entropy`` (supervised; ``train.label_smoothing`` applies unless kwargs set it), ``mamp``
+    (masked motion prediction pretraining), and any objective registered by a package or test.
+    ``init`` starts the objective's own parameters (e.g. MAMP's decoder, converted from an official
+    checkpoint by ``convert-checkpoint --from mamp_pretrain``) from a weights file, strictly.
+    """
+
+    name: str = "cross_entropy"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    init: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +164,8 @@ class OptimConfig:
     """The optimizer: ``name`` one of ``pipeline.optim.OPTIMIZERS`` (sgd, adamw, adamw_layer_decay).
 
     ``layer_decay`` (only with ``adamw_layer_decay``) scales each layer's lr by decay^(depth - layer);
-    ``momentum`` and ``nesterov`` apply to sgd, ``betas`` to the AdamW variants. ``lr_mult``
+    ``momentum`` and ``nesterov`` apply to sgd, ``betas`` to the AdamW variants; with
+    ``decay_norm_and_bias: false`` biases and norm parameters (every 1-D tensor) get no weight decay. ``lr_mult``
     {module path: multiplier} sets the lr of a part of the model to ``lr * multiplier`` (e.g. a
     Recognizer's recurrent fusion: ``{fusion: 0.1}``).
     """
@@ -151,6 +178,7 @@ class OptimConfig:
     layer_decay: Optional[float] = None
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     lr_mult: dict[str, float] = field(default_factory=dict)
+    decay_norm_and_bias: bool = True
 
 
 @dataclass(frozen=True)
@@ -184,7 +212,10 @@ class TrainConfig:
     # Which weights the final evaluation uses: "val_top1" (the epoch with the best validation top-1,
     # the default) or "last" (the final epoch; validation is still measured and logged). "last"
     # is for validation splits too small to rank epochs, e.g. 45 synthetic clips (2.2% steps).
-    select_by: str = "val_top1"
+    select_by: str = "val/top1"
+    # Pretraining: an online kNN monitor (cosine, k = 1, train bank vs validation) every
+    # ``knn_every`` epochs (0 = off); it is what ``select_by: val/knn_top1`` reads.
+    knn_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,6 +227,7 @@ class ExperimentConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -337,7 +369,9 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(not (source.pose_source == "extracted" and "pose_heatmap" in data.modalities
                   and data.pose_heatmap.keypoints != "pose2d"), "data.pose_heatmap.keypoints",
              "source.pose_source is 'extracted': heatmaps must read the extracted poses (keypoints: pose2d)")
-    _require(cfg.model.num_classes >= 1, "model.num_classes", "must be at least 1")
+    _require(cfg.model.num_classes >= 0, "model.num_classes", "must not be negative (0 = the encoder without a head)")
+    _require(cfg.model.num_classes >= 1 or cfg.objective.name != "cross_entropy", "model.num_classes",
+             "must be at least 1 for cross-entropy training (0, no head, is for pretraining objectives)")
     from .optim import OPTIMIZERS, SCHEDULES  # the names the trainer builds (imports torch)
 
     _require(optim.name in OPTIMIZERS, "optim.name", f"{optim.name!r} is not one of {', '.join(OPTIMIZERS)}")
@@ -353,7 +387,15 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(list(schedule.milestones) == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
     _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "must lie in [0, 1)")
     _require(train.grad_clip is None or train.grad_clip > 0, "train.grad_clip", "must be positive or null")
-    _require(train.select_by in SELECT_BY, "train.select_by", f"{train.select_by!r} is not one of {', '.join(SELECT_BY)}")
+    _require(train.select_by == "last" or train.select_by.startswith(("val/", "val_")), "train.select_by",
+             f"{train.select_by!r} is neither 'last' nor a validation metric such as {', '.join(SELECT_BY_EXAMPLES[:3])}")
+    _require(train.knn_every >= 0, "train.knn_every", "must not be negative (0 = no kNN monitor)")
+    _require(data.views >= 1, "data.views", "must be at least 1")
+    _require(len(data.view_transforms) in (0, data.views), "data.view_transforms",
+             f"holds {len(data.view_transforms)} lists; give one per view ({data.views}) or none")
+    _require(data.views == 1 or data.modalities == ["skeleton"], "data.views",
+             "several views are drawn for skeleton clips only; set data.modalities: [skeleton]")
+    _require(bool(cfg.objective.name), "objective.name", "must not be empty")
     for key in ("eval_every", "keep_last", "log_every"):
         _require(getattr(train, key) >= 1, f"train.{key}", "must be at least 1")
 

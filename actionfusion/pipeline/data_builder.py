@@ -6,6 +6,7 @@ and builds the transform pipelines.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -43,6 +44,15 @@ def _resolve_spec(spec: dict[str, Any], data: DataConfig, train: bool) -> dict[s
         if not train and "p_interval" in spec:
             spec.setdefault("test_p_interval", spec.pop("p_interval"))
     return spec
+
+
+def build_view_transforms(data: DataConfig, builder: Optional[PipelineBuilder] = None) -> list[ClipTransform]:
+    """One training pipeline per view (``data.views`` > 1), from ``data.view_transforms`` (or
+    ``train_transforms`` for every view); empty for one view."""
+    if data.views == 1:
+        return []
+    specs = data.view_transforms or [data.train_transforms] * data.views
+    return [build_transform(dataclasses.replace(data, train_transforms=list(view)), True, builder) for view in specs]
 
 
 def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBuilder] = None) -> ClipTransform:
@@ -124,7 +134,8 @@ def build_readers(data: DataConfig) -> dict[str, ClipReader]:
     return readers
 
 
-def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBuilder] = None) -> dict[str, Any]:
+def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBuilder] = None,
+                   train_eval: bool = False) -> dict[str, Any]:
     """``{"train", "val", "test"}`` clip datasets of the config.
 
     Skeleton-only configs give :class:`SkeletonClipDataset`; configs naming other modalities give
@@ -137,6 +148,10 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
     Args:
         cfg: the experiment.
         pipeline_builder: replaces ``build_skeleton_pipeline`` (tests, custom transforms).
+        train_eval: also ``"train_eval"``: the training samples as evaluation clips (test
+            transforms, one view), the feature bank of kNN monitors and probes; and
+            ``"val_objective"``: the validation samples as training clips (augmentation, views),
+            what a pretraining objective's validation loss reads.
     Raises:
         ConfigError: missing store, or a split with no samples (train or test).
     """
@@ -150,8 +165,13 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             raise ConfigError("data.benchmark", f"the store {data.store} has no {part} samples of {data.benchmark}{hint}")
     datasets = {}
     readers = build_readers(data)
-    for part, names in splits.items():
-        train = part == "train"
+    parts = dict(splits)
+    if train_eval:
+        parts["train_eval"] = splits["train"]
+        if splits["val"]:
+            parts["val_objective"] = splits["val"]
+    for part, names in parts.items():
+        train = part in ("train", "val_objective")
         if readers:
             datasets[part] = MultiModalClipDataset(
                 store, names, readers,
@@ -169,5 +189,6 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             seed=cfg.seed,
             max_persons=data.max_persons,
             train=train,
+            view_transforms=build_view_transforms(data, pipeline_builder) if train else None,
         )
     return datasets

@@ -1,37 +1,37 @@
-"""One training epoch: forward through features and head, loss with aux terms, AMP, clipping.
+"""One training epoch of any objective: forward, loss, AMP, clipping, scheduler step, epoch means.
 
-The model is called as ``forward_features`` then ``forward_head`` (inside one ``forward`` of
-:class:`FeaturesAndLogits`, so DistributedDataParallel sees a single forward call); every entry
-of ``feats.aux`` whose key starts with ``loss_`` is added to the classification loss.
+The engine wraps the model and the objective in one :class:`ObjectiveModule` (wrapped in
+DistributedDataParallel when distributed), so a single ``forward`` computes the objective's loss
+and DDP synchronises the gradients of both. The loop knows nothing of labels, views or logits:
+it optimises ``ObjectiveOutput.loss`` and averages every named loss and metric over the epoch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..objectives.base import Objective, ObjectiveOutput
+from ..objectives.supervised import AUX_LOSS_PREFIX, features_and_logits
 from .distributed import DistContext, all_reduce_sum
 from .evaluation import autocast_context
-from .model_inputs import ModelInput, batch_inputs, model_attribute, model_input_keys
+from .model_inputs import ModelInput, model_input_keys
 
-AUX_LOSS_PREFIX = "loss_"
+__all__ = ["AUX_LOSS_PREFIX", "EpochStats", "FeaturesAndLogits", "LoopSettings", "ObjectiveModule", "train_one_epoch"]
 
 
 class FeaturesAndLogits(nn.Module):
     """``forward(x) -> (logits [N, classes], {aux loss name: scalar tensor}, {stream: logits [N, classes]})``.
 
-    ``x`` is what the model reads (:func:`~actionfusion.pipeline.model_inputs.batch_inputs`).
-    Models without ``forward_features``/``forward_head`` are called directly (no aux losses).
-    The stream dict is empty unless the model has ``forward_stream_logits``; the prediction is then
-    ``model.combine_stream_logits(feats, streams)`` when the model has it, else the streams' sum,
-    and the loss sums each stream's CE weighted by ``model.stream_loss_weights`` (default 1).
-    The wrapped model is ``.module`` so checkpoints hold the model's own parameter names.
+    ``x`` is what the model reads (:func:`~actionfusion.pipeline.model_inputs.batch_inputs`); see
+    :func:`~actionfusion.objectives.supervised.features_and_logits`. Evaluation and prediction call
+    models through it. The wrapped model is ``.module`` so checkpoints hold the model's own names.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -40,39 +40,50 @@ class FeaturesAndLogits(nn.Module):
         self.input_keys = model_input_keys(module)
 
     def forward(self, x: ModelInput) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-        if not (hasattr(self.module, "forward_features") and hasattr(self.module, "forward_head")):
-            return self.module(x), {}, {}
-        feats = self.module.forward_features(x)
-        streams: Dict[str, torch.Tensor] = {}
-        if hasattr(self.module, "forward_stream_logits"):
-            streams = dict(self.module.forward_stream_logits(feats))
-            if hasattr(self.module, "combine_stream_logits"):
-                logits = self.module.combine_stream_logits(feats, streams)
-            else:
-                logits = torch.stack(list(streams.values())).sum(dim=0)
-        else:
-            logits = self.module.forward_head(feats)
-        aux = getattr(feats, "aux", None) or {}
-        losses = {k: v for k, v in aux.items() if k.startswith(AUX_LOSS_PREFIX) and isinstance(v, torch.Tensor)}
-        return logits, losses, streams
+        return features_and_logits(self.module, x)
+
+
+class ObjectiveModule(nn.Module):
+    """The model and the objective as one module: ``forward(batch) = objective(model, batch)``.
+
+    ``.model`` is the bare model, ``.objective`` the objective (whose parameters, e.g. a decoder,
+    are trained and checkpointed beside the model's).
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.ddp_find_unused_parameters = bool(getattr(model, "ddp_find_unused_parameters", False)
+                                               or getattr(objective, "ddp_find_unused_parameters", False))
+
+    def forward(self, batch: Mapping[str, Any]) -> ObjectiveOutput:
+        return self.objective(self.model, batch)
 
 
 @dataclass
 class EpochStats:
-    """Sums over one epoch on all ranks: loss, aux losses, correct predictions, samples."""
+    """Sample-weighted sums over one epoch on all ranks: the loss and every named loss and metric."""
 
     loss_sum: float = 0.0
-    correct: float = 0.0
     samples: float = 0.0
-    aux_sums: Dict[str, float] = field(default_factory=dict)
+    sums: Dict[str, float] = field(default_factory=dict)
+
+    def add(self, out: ObjectiveOutput, loss_value: float) -> None:
+        """Accumulate one batch's output (``loss_value`` = ``float(out.loss)``)."""
+        count = float(out.batch_size)
+        self.loss_sum += loss_value * count
+        self.samples += count
+        for key, value in {**out.losses, **out.metrics}.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * count
 
     def summary(self, ctx: DistContext) -> Dict[str, float]:
-        """Epoch means over every rank's samples: loss, top1 and each aux loss."""
-        keys = sorted(self.aux_sums)
-        totals = all_reduce_sum([self.loss_sum, self.correct, self.samples] + [self.aux_sums[k] for k in keys], ctx)
-        samples = max(totals[2], 1.0)
-        out = {"loss": totals[0] / samples, "top1": totals[1] / samples}
-        out.update({k: v / samples for k, v in zip(keys, totals[3:])})
+        """Epoch means over every rank's samples: ``loss`` and each named loss and metric."""
+        keys = sorted(self.sums)
+        totals = all_reduce_sum([self.loss_sum, self.samples] + [self.sums[k] for k in keys], ctx)
+        samples = max(totals[1], 1.0)
+        out = {"loss": totals[0] / samples}
+        out.update({k: v / samples for k, v in zip(keys, totals[2:])})
         return out
 
 
@@ -87,26 +98,24 @@ class LoopSettings:
 
 
 def train_one_epoch(
-    model: nn.Module,
+    module: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler,
-    criterion: nn.Module,
     ctx: DistContext,
     epoch: int,
     global_step: int,
     settings: LoopSettings,
     log_scalar: Optional[Callable[[str, float, int], None]] = None,
 ) -> Tuple[Dict[str, float], int]:
-    """Train ``model`` (a :class:`FeaturesAndLogits`, maybe in DDP) for one epoch.
+    """Train an :class:`ObjectiveModule` (maybe in DDP) for one epoch.
 
-    The scheduler steps after every optimizer step. Returns (epoch means over all ranks, new
-    global step). Raises FloatingPointError on a non-finite loss without AMP.
+    The scheduler steps after every optimizer step. Returns (epoch means over all ranks: ``loss``
+    and the objective's named losses and metrics, new global step). Raises FloatingPointError on a
+    non-finite loss without AMP.
     """
-    model.train()
-    keys = model_input_keys(model)
-    stream_weights = model_attribute(model, "stream_loss_weights") or {}
+    module.train()
     stats = EpochStats()
     batches: Iterator[Dict[str, Any]] = iter(loader)
     bar = None
@@ -114,39 +123,27 @@ def train_one_epoch(
         bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True)
         batches = bar
     for batch in batches:
-        x = batch_inputs(batch, keys, ctx.device)
-        y = batch["label"].to(ctx.device, non_blocking=True)
         with autocast_context(ctx, settings.amp):
-            logits, aux, streams = model(x)
-            if streams:
-                classification = sum(stream_weights.get(name, 1.0) * criterion(value.float(), y)
-                                     for name, value in streams.items())
-            else:
-                classification = criterion(logits.float(), y)
-            loss = classification + sum((value.float() for value in aux.values()), torch.zeros((), device=ctx.device))
+            out: ObjectiveOutput = module(batch)
+        loss = out.loss
         if not scaler.is_enabled() and not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {global_step}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if settings.grad_clip is not None:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         global_step += 1
 
-        count = float(y.shape[0])
         loss_value = float(loss.detach())
-        stats.loss_sum += loss_value * count
-        stats.correct += float((logits.detach().argmax(dim=1) == y).sum())
-        stats.samples += count
-        for key, value in aux.items():
-            stats.aux_sums[key] = stats.aux_sums.get(key, 0.0) + float(value.detach()) * count
+        stats.add(out, loss_value)
         if ctx.is_main and log_scalar is not None and global_step % settings.log_every == 0:
             log_scalar("train/loss", loss_value, global_step)
             log_scalar("train/lr", float(optimizer.param_groups[0]["lr"]), global_step)
-            for key, value in aux.items():
+            for key, value in {**out.losses, **out.metrics}.items():
                 log_scalar(f"train/{key}", float(value.detach()), global_step)
         if bar is not None:
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")

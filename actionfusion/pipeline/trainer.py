@@ -19,74 +19,35 @@ Distributed: launch with ``torchrun --nproc_per_node N -m actionfusion train CON
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from ..io import atomic_write_json, atomic_write_text, remove_stale_staging
+from ..io import atomic_write_json
 from ..registry import create_model
-from .checkpoints import (
-    BEST_WEIGHTS,
-    MODEL_FILE,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    load_weights,
-    save_best,
-    save_checkpoint,
-    unwrap_model,
-)
+from .checkpoints import BEST_WEIGHTS, MODEL_FILE, load_weights, unwrap_model
 from .config import ConfigError
 from .distributed import DistContext, barrier, init_distributed, per_process_batch_size, shutdown_distributed, wrap_model
+from .engine import check_selection_metric, epoch_seed, fit, limit_cpu_threads, seed_everything, start_work_dir
 from .evaluation import evaluate_dataset
-from .loaders import build_eval_loader, build_train_loader
+from .loaders import build_eval_loader
 from .metrics import write_evaluation_outputs
-from .optim import build_optimizer, build_scheduler
-from .train_loop import FeaturesAndLogits, LoopSettings, train_one_epoch
+from .train_loop import FeaturesAndLogits
+
+SUPERVISED_VAL_METRICS = ("val/top1", "val/top5", "val/mean_class_accuracy", "val/loss")
+"""What supervised validation computes (``train.select_by`` picks one, or ``last``)."""
 
 PathLike = Union[str, Path]
+
+__all__ = ["build_model", "default_work_dir", "epoch_seed", "evaluate", "initialise_from", "limit_cpu_threads",
+           "load_pretrained", "seed_everything", "train", "weights_path"]
 
 
 def default_work_dir(cfg: Any) -> Path:
     """``work_dirs/<experiment>`` (relative to the current directory)."""
     return Path("work_dirs") / str(cfg.experiment)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The torch seed of ``epoch``: a 63-bit draw of ``SeedSequence([seed, epoch])``."""
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def limit_cpu_threads(cfg: Any, ctx: DistContext) -> int:
-    """On CPU, give each process ``train.cpu_threads`` torch threads (default: the cores left
-    after the loader workers, shared between local processes). Returns the number set (0 on GPU)."""
-    if ctx.device.type != "cpu":
-        return 0
-    threads = getattr(cfg.train, "cpu_threads", None)
-    if threads is None:
-        cores = os.cpu_count() or 1
-        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        threads = max(1, (cores - int(cfg.data.num_workers) * local_processes) // local_processes)
-    torch.set_num_threads(int(threads))
-    return int(threads)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed torch (CPU and CUDA); with ``deterministic`` prefer deterministic kernels (warn, don't fail)."""
-    torch.manual_seed(int(seed))
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
 
 
 def _default_datasets(cfg: Any) -> Dict[str, Any]:
@@ -95,9 +56,11 @@ def _default_datasets(cfg: Any) -> Dict[str, Any]:
     return build_datasets(cfg)
 
 
-def build_model(cfg: Any) -> nn.Module:
-    """``create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)``."""
-    return create_model(cfg.model.name, num_classes=cfg.model.num_classes, **dict(cfg.model.kwargs or {}))
+def build_model(cfg: Any, num_classes: Optional[int] = None) -> nn.Module:
+    """``create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)``
+    (``num_classes`` replaces the config's, e.g. 0 for the encoder without its head)."""
+    classes = cfg.model.num_classes if num_classes is None else num_classes
+    return create_model(cfg.model.name, num_classes=classes, **dict(cfg.model.kwargs or {}))
 
 
 def initialise_from(model: nn.Module, init: Mapping[str, str]) -> None:
@@ -117,32 +80,56 @@ def initialise_from(model: nn.Module, init: Mapping[str, str]) -> None:
         load_weights(weights, target, strict=True)
 
 
-class _Log:
-    """Rank-0 console lines and TensorBoard scalars (created lazily, closed at the end)."""
+def load_pretrained(model: nn.Module, weights: PathLike, cfg: Any, key: str = "model.pretrained") -> List[str]:
+    """Load pretrained encoder weights (``actionfusion pretrain``'s ``encoder.safetensors``) into ``model``.
 
-    def __init__(self, ctx: DistContext, tb_dir: Optional[Path], verbose: bool) -> None:
-        self.ctx, self.verbose, self.writer = ctx, verbose, None
-        if ctx.is_main and tb_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as error:  # tensorboard missing, or a protobuf it cannot use
-                warnings.warn(f"TensorBoard logging is off ({error}); epoch metrics are still in history.json",
-                              stacklevel=3)
-            else:
-                self.writer = SummaryWriter(log_dir=str(tb_dir))
+    Every tensor of the file must be a tensor of the model with the same shape; the model's tensors
+    the file lacks must all belong to the head, i.e. be absent from the same model built with
+    ``num_classes=0``. Returns the head's keys (left at their initialisation).
 
-    def line(self, text: str) -> None:
-        if self.ctx.is_main and self.verbose:
-            print(text, file=sys.stderr, flush=True)
+    Raises:
+        ConfigError: a missing file, a tensor the model does not have or of another shape, or a
+            non-head tensor the file lacks (the file is another architecture's).
+    """
+    from .checkpoints import read_weights
 
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
+    if not Path(weights).is_file():
+        raise ConfigError(key, f"no weights file at {str(weights)!r} (relative to {Path.cwd()}); run "
+                               "`actionfusion pretrain CONFIG` first, or fix the path")
+    state = read_weights(weights)
+    own = model.state_dict()
+    unexpected = sorted(k for k in state if k not in own)
+    mismatched = sorted(k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape))
+    backbone = set(build_model(cfg, num_classes=0).state_dict())
+    missing = sorted(k for k in own if k not in state and k in backbone)
+    problems = []
+    if unexpected:
+        problems.append(f"tensors the model lacks: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    if mismatched:
+        problems.append("shapes differ: " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                                                      for k in mismatched[:5]))
+    if missing:
+        problems.append(f"encoder tensors the file lacks: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if problems:
+        raise ConfigError(key, f"{weights} does not fit model {cfg.model.name!r} ({'; '.join(problems)}); "
+                               "pretrain with the same model.name and model.kwargs")
+    model.load_state_dict(state, strict=False)
+    return sorted(k for k in own if k not in state)
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
-            self.writer.close()
+
+def build_objective(cfg: Any) -> Any:
+    """The config's objective; ``cross_entropy`` takes ``train.label_smoothing`` unless its kwargs set it."""
+    from ..objectives import create_objective
+
+    kwargs = dict(cfg.objective.kwargs or {})
+    if cfg.objective.name == "cross_entropy":
+        kwargs.setdefault("label_smoothing", float(cfg.train.label_smoothing))
+    try:
+        return create_objective(cfg.objective.name, **kwargs)
+    except KeyError as err:
+        raise ConfigError("objective.name", str(err).strip("'\"")) from err
+    except TypeError as err:
+        raise ConfigError("objective.kwargs", f"{cfg.objective.name}: {err}") from err
 
 
 def _split_metrics_text(split: str, metrics: Mapping[str, float]) -> str:
@@ -175,100 +162,50 @@ def train(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = T
 
 def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Optional[Mapping[str, Any]],
            ctx: DistContext) -> Dict[str, Any]:
-    if not resume and list_checkpoints(work_dir):
-        raise FileExistsError(f"{work_dir} already holds checkpoints: pass resume=True (--resume) or another work dir")
     seed_everything(cfg.seed, cfg.train.deterministic)
     limit_cpu_threads(cfg, ctx)
-    datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
+    objective = build_objective(cfg)
+    if not getattr(objective, "needs_labels", True):
+        raise ConfigError("objective.name", f"{cfg.objective.name!r} is a pretraining objective: "
+                                            "run `actionfusion pretrain CONFIG` instead of train")
+    has_val = datasets is not None and len(datasets.get("val") or []) > 0
+    if datasets is None:
+        datasets = _default_datasets(cfg)
+        has_val = len(datasets.get("val") or []) > 0
+    datasets = dict(datasets)
+    if has_val:
+        check_selection_metric(cfg.train.select_by, SUPERVISED_VAL_METRICS)
+    start_work_dir(cfg, work_dir, ctx, resume)
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     workers = int(cfg.data.num_workers)
-    train_loader = build_train_loader(datasets["train"], ctx, batch, workers, cfg.seed)
-    val_loader = build_eval_loader(datasets["val"], ctx, batch, workers) if len(datasets.get("val") or []) else None
+    val_loader = build_eval_loader(datasets["val"], ctx, batch, workers) if has_val else None
     test_loader = build_eval_loader(datasets["test"], ctx, batch, workers)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run
     base_model = build_model(cfg)
     if not resume:
+        if cfg.model.pretrained:
+            load_pretrained(base_model, cfg.model.pretrained, cfg)
         initialise_from(base_model, cfg.model.init)
-    model = wrap_model(FeaturesAndLogits(base_model), ctx)
-    optimizer = build_optimizer(base_model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.schedule, len(train_loader))
-    use_amp = bool(cfg.train.amp) and ctx.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = nn.CrossEntropyLoss(label_smoothing=float(cfg.train.label_smoothing))
-    epochs = int(cfg.schedule.epochs)
-
-    start_epoch, global_step, best = 0, 0, {"top1": -1.0, "epoch": None}
-    history: list = []
-    if ctx.is_main:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(work_dir)
-        atomic_write_text(work_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    log = _Log(ctx, work_dir / "tb", progress)
-    latest = latest_checkpoint(work_dir) if resume else None
-    if latest is not None:
-        state = load_checkpoint(latest, base_model, optimizer)
-        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
-        best, history = dict(state["best"]), list(state["history"])
-        if state.get("scaler") and use_amp:
-            scaler.load_state_dict(state["scaler"])
-        scheduler.set_step(global_step)
-        if ctx.is_main:
-            atomic_write_json(work_dir / "history.json", history)
-        log.line(f"resumed from {latest} (epoch {start_epoch}, step {global_step})")
-
-    settings = LoopSettings(amp=use_amp, grad_clip=cfg.train.grad_clip, log_every=int(cfg.train.log_every),
-                            progress=progress)
+    scorer = FeaturesAndLogits(base_model)
     num_classes = int(cfg.model.num_classes)
-    for epoch in range(start_epoch, epochs):
-        torch.manual_seed(epoch_seed(cfg.seed, epoch))
-        train_loader.sampler.set_epoch(epoch)
-        train_stats, global_step = train_one_epoch(model, train_loader, optimizer, scheduler, scaler, criterion, ctx,
-                                                   epoch, global_step, settings, log.scalar)
-        record: Dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step,
-                                  **{f"train_{k}": v for k, v in train_stats.items()}}
-        for key, value in train_stats.items():
-            log.scalar(f"epoch/train_{key}", value, epoch + 1)
-        is_last = epoch + 1 == epochs
-        if val_loader is not None and ((epoch + 1) % int(cfg.train.eval_every) == 0 or is_last):
-            val_metrics, _, _ = evaluate_dataset(model, val_loader, ctx, num_classes, amp=use_amp, desc="val")
-            record.update({f"val_{k}": v for k, v in val_metrics.items()})
-            for key in ("top1", "top5", "mean_class_accuracy", "loss"):
-                log.scalar(f"val/{key}", val_metrics[key], epoch + 1)
-            if cfg.train.select_by == "last":
-                if is_last:
-                    best = {"top1": val_metrics["top1"], "epoch": epoch + 1, "selected_by": "last_epoch"}
-                    if ctx.is_main:
-                        save_best(work_dir, base_model, {**best, "val": val_metrics})
-            elif val_metrics["top1"] > best["top1"]:
-                best = {"top1": val_metrics["top1"], "epoch": epoch + 1, "selected_by": "val_top1"}
-                if ctx.is_main:
-                    save_best(work_dir, base_model, {**best, "val": val_metrics})
-        elif val_loader is None:
-            # No validation split: the last epoch's weights are the ones evaluated.
-            best = {"top1": -1.0, "epoch": epoch + 1, "selected_by": "last_epoch (no validation split)"}
-            if ctx.is_main:
-                save_best(work_dir, base_model, best)
-        history.append(record)
-        log.line(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.items()
-                                                              if isinstance(v, float)))
-        if ctx.is_main:
-            trainer_state = {"global_step": global_step, "best": best, "history": history,
-                             "experiment": str(cfg.experiment)}
-            save_checkpoint(work_dir, epoch + 1, base_model, optimizer, trainer_state,
-                            keep_last=int(cfg.train.keep_last), scaler_state=scaler.state_dict() if use_amp else None)
-            atomic_write_json(work_dir / "history.json", history)
-        barrier(ctx)
+    use_amp = bool(cfg.train.amp) and ctx.device.type == "cuda"
+
+    def validate(epoch: int) -> Dict[str, float]:
+        metrics, _, _ = evaluate_dataset(scorer, val_loader, ctx, num_classes, amp=use_amp, desc="val")
+        return {f"val/{k}": float(metrics[k]) for k in ("top1", "top5", "mean_class_accuracy", "loss")}
+
+    run = fit(cfg, work_dir, ctx, base_model, objective, datasets["train"], validate if has_val else None,
+              lambda epoch: epoch % int(cfg.train.eval_every) == 0, resume, progress)
 
     # Final evaluation of the selected weights on val and test.
-    barrier(ctx)
     load_weights(work_dir / BEST_WEIGHTS, base_model)
-    results: Dict[str, Any] = {"experiment": str(cfg.experiment), "best_epoch": best["epoch"],
-                               "selected_by": best.get("selected_by", "val_top1"), "epochs": epochs,
+    results: Dict[str, Any] = {"experiment": str(cfg.experiment), "best_epoch": run.selection.epoch,
+                               "selected_by": run.selection.selected_by, "epochs": int(cfg.schedule.epochs),
                                "world_size": ctx.world_size}
     if val_loader is not None:
-        results["val"], _, _ = evaluate_dataset(model, val_loader, ctx, num_classes, amp=use_amp, desc="val")
-    test_metrics, test_scores, test_labels = evaluate_dataset(model, test_loader, ctx, num_classes, amp=use_amp,
+        results["val"], _, _ = evaluate_dataset(scorer, val_loader, ctx, num_classes, amp=use_amp, desc="val")
+    test_metrics, test_scores, test_labels = evaluate_dataset(scorer, test_loader, ctx, num_classes, amp=use_amp,
                                                               progress=progress, desc="test")
     results["test"] = test_metrics
     results.update({k: test_metrics[k] for k in ("top1", "top5", "mean_class_accuracy")})
@@ -277,8 +214,8 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
         atomic_write_json(work_dir / "metrics.json", results)
     for split in ("val", "test"):
         if split in results:
-            log.line(_split_metrics_text(split, results[split]))
-    log.close()
+            run.log.line(_split_metrics_text(split, results[split]))
+    run.log.close()
     barrier(ctx)
     return results
 
