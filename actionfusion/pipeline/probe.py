@@ -1,0 +1,291 @@
+"""``probe``: the representation protocols of self-supervised skeleton papers, on any encoder.
+
+``actionfusion probe CONFIG --pretrained encoder.safetensors --protocol P`` where CONFIG is the
+downstream config (model, data, fine-tune recipe) and ``encoder.safetensors`` what
+``actionfusion pretrain`` wrote (omit ``--pretrained`` for the random-initialisation baseline under
+the same protocol and budget):
+
+* ``linear``: the encoder frozen (eval mode), BatchNorm1d(affine=False) + Linear on its pooled
+  feature (``linear_probe`` model, ``bn_linear`` head); MAMP's recipe: SGD momentum 0.9, lr 0.1,
+  no weight decay, cosine, no label smoothing (:data:`LINEAR_RECIPE`); epochs from the config.
+* ``knn``: cosine kNN of the test split's L2-normalised pooled features against the training
+  clips' (no augmentation), k in 1, 2, 5, 10. No training.
+* ``finetune``: the whole model from the pretrained encoder with the config's recipe and
+  layer-wise lr decay 0.8 (AdamW) where the model defines layers (``layer_id``).
+* ``semi``: ``finetune`` on a ``--percent`` labelled subset of the training split, stratified so
+  every class is represented, drawn anew for every seed (:func:`~.protocols.label_subsets.labelled_subset`);
+  mean and standard deviation over ``--seeds``.
+* ``fewshot``: N-way K-shot episodes (5-way 1- and 5-shot, 15 queries, 1,000 episodes) with a
+  nearest-prototype classifier on frozen features of the test split's novel classes: NTU120's
+  one-shot classes for NTU120 benchmarks (plus the official 20-way one-shot episode with its
+  exemplars), otherwise every test class, reported as not held out of pretraining.
+
+Every protocol writes ``metrics.json`` and ``embedding_test.png`` (t-SNE of the test features,
+coloured by class) into the work dir; trained protocols keep each run in ``seed_<s>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..io import atomic_write_json
+from .config import ConfigError, ExperimentConfig, load_config
+from .distributed import barrier, init_distributed, shutdown_distributed
+from .engine import limit_cpu_threads, seed_everything
+from .feature_bank import pooled_features
+from .loaders import build_eval_loader
+from .pretrain import class_names_of, knn_scores
+from .trainer import build_model, default_work_dir, train
+
+PathLike = Union[str, Path]
+
+PROTOCOLS = ("linear", "knn", "finetune", "semi", "fewshot")
+LINEAR_RECIPE: Dict[str, Any] = {
+    "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+              "layer_decay": None, "lr_mult": {}},
+    "schedule": {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0},
+    "train": {"label_smoothing": 0.0},
+}
+"""MAMP's ``main_linprobe.py`` recipe (batch and epochs stay the config's)."""
+FINETUNE_LAYER_DECAY = 0.8
+FEWSHOT_SETTINGS = ((5, 1), (5, 5))
+FEWSHOT_QUERIES = 15
+FEWSHOT_EPISODES = 1000
+
+
+def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def protocol_config(cfg: ExperimentConfig, protocol: str, pretrained: Optional[str], seed: int,
+                    epochs: Optional[int] = None) -> ExperimentConfig:
+    """The config one trained run of ``protocol`` uses (``linear``, ``finetune`` or ``semi``)."""
+    data = cfg.to_dict()
+    data["seed"] = int(seed)
+    data["experiment"] = f"{cfg.experiment}_{protocol}"
+    if epochs is not None:
+        data["schedule"]["epochs"] = int(epochs)
+        data["schedule"]["milestones"] = [m for m in data["schedule"]["milestones"] if m < int(epochs)]
+        data["schedule"]["warmup_epochs"] = min(data["schedule"]["warmup_epochs"], int(epochs))
+    model = data["model"]
+    if protocol == "linear":
+        data = _merge(data, LINEAR_RECIPE)
+        data["model"] = {"name": "linear_probe", "num_classes": model["num_classes"],
+                         "kwargs": {"encoder": {"name": model["name"], "kwargs": model["kwargs"]}, "head": "bn_linear"},
+                         "init": {"encoder": pretrained} if pretrained else {}, "pretrained": None}
+    else:
+        model["pretrained"] = pretrained
+        probe = build_model(cfg)
+        if hasattr(probe, "layer_id"):
+            data["optim"].update({"name": "adamw_layer_decay", "layer_decay": FINETUNE_LAYER_DECAY, "lr_mult": {}})
+    return ExperimentConfig.from_dict(data)
+
+
+def labelled_datasets(cfg: ExperimentConfig, percent: Optional[float], seed: int) -> Dict[str, Any]:
+    """The config's datasets; with ``percent`` the training split is cut to a labelled subset drawn with ``seed``."""
+    from .data_builder import build_datasets
+    from .protocols.label_subsets import labelled_subset
+
+    datasets = dict(build_datasets(cfg))
+    if percent is not None:
+        train_set = datasets["train"]
+        keep = labelled_subset(train_set.labels, float(percent), int(seed))
+        subset = copy.copy(train_set)
+        subset.names = [train_set.names[i] for i in keep]
+        subset.labels = [train_set.labels[i] for i in keep]
+        datasets["train"] = subset
+    return datasets
+
+
+def _mean_std(values: Sequence[float]) -> Dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+            "runs": len(array)}
+
+
+def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optional[str], work_dir: Path,
+                         seeds: int, percent: Optional[float], epochs: Optional[int], resume: bool,
+                         progress: bool = True) -> Dict[str, Any]:
+    """``linear``, ``finetune`` or ``semi``: one training run per seed; mean and std of test top-1."""
+    runs: List[Dict[str, Any]] = []
+    for index in range(int(seeds)):
+        seed = int(cfg.seed) + index
+        run_cfg = protocol_config(cfg, protocol, pretrained, seed, epochs)
+        run_dir = work_dir / f"seed_{seed}"
+        done = run_dir / "metrics.json"
+        if done.is_file():
+            metrics = json.loads(done.read_text())
+        else:
+            datasets = labelled_datasets(run_cfg, percent if protocol == "semi" else None, seed)
+            metrics = train(run_cfg, run_dir, resume=resume or (run_dir / "checkpoints").is_dir(), progress=progress,
+                            datasets=datasets)
+            metrics["train_samples"] = len(datasets["train"])
+        runs.append({"seed": seed, "top1": metrics["top1"], "top5": metrics["top5"],
+                     "mean_class_accuracy": metrics["mean_class_accuracy"], "best_epoch": metrics.get("best_epoch"),
+                     "train_samples": metrics.get("train_samples")})
+    result: Dict[str, Any] = {"protocol": protocol, "pretrained": pretrained, "percent": percent, "runs": runs,
+                              "top1": _mean_std([r["top1"] for r in runs]),
+                              "mean_class_accuracy": _mean_std([r["mean_class_accuracy"] for r in runs])}
+    _plot_trained(run_cfg, work_dir / f"seed_{int(cfg.seed)}", work_dir)
+    return result
+
+
+def _plot_trained(run_cfg: ExperimentConfig, run_dir: Path, work_dir: Path) -> None:
+    from .checkpoints import BEST_WEIGHTS, load_weights
+
+    model = build_model(run_cfg)
+    load_weights(run_dir / BEST_WEIGHTS, model)
+    _plot_features(run_cfg, model, work_dir)
+
+
+def _plot_features(cfg: ExperimentConfig, model: torch.nn.Module, work_dir: Path) -> None:
+    from .data_builder import build_datasets
+    from .protocols.embedding_plot import plot_embedding
+
+    ctx = init_distributed()
+    try:
+        if ctx.is_main:
+            test = build_datasets(cfg)["test"]
+            loader = build_eval_loader(test, ctx, int(cfg.data.batch_size), int(cfg.data.num_workers))
+            features, labels = pooled_features(model.to(ctx.device), loader, ctx)
+            plot_embedding(features, labels, class_names_of(test, labels), work_dir / "embedding_test.png", seed=cfg.seed)
+        barrier(ctx)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def encoder_with_weights(cfg: ExperimentConfig, pretrained: Optional[str]) -> torch.nn.Module:
+    """The config's model without its head (``num_classes=0``), with the pretrained weights loaded strictly."""
+    from .checkpoints import load_weights
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, num_classes=0)
+    if pretrained:
+        if not Path(pretrained).is_file():
+            raise ConfigError("--pretrained", f"no weights file at {pretrained!r}; run `actionfusion pretrain` first")
+        load_weights(pretrained, model, strict=True)
+    return model
+
+
+def run_knn_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_dir: Path) -> Dict[str, Any]:
+    """Cosine kNN top-1 of the test split against the training clips, k in 1, 2, 5, 10."""
+    from .data_builder import build_datasets
+
+    model = encoder_with_weights(cfg, pretrained)
+    datasets = build_datasets(cfg, train_eval=True)
+    ctx = init_distributed()
+    try:
+        seed_everything(cfg.seed, cfg.train.deterministic)
+        limit_cpu_threads(cfg, ctx)
+        model.to(ctx.device)
+        batch, workers = int(cfg.data.batch_size), int(cfg.data.num_workers)
+        bank = build_eval_loader(datasets["train_eval"], ctx, batch, workers)
+        test = build_eval_loader(datasets["test"], ctx, batch, workers)
+        scores = knn_scores(model, bank, test, ctx, amp=False)
+        result = {"protocol": "knn", "pretrained": pretrained, "top1": {str(k): v for k, v in scores.items()},
+                  "bank_samples": len(datasets["train_eval"]), "test_samples": len(datasets["test"])}
+        if ctx.is_main:
+            features, labels = pooled_features(model, test, ctx)
+            from .protocols.embedding_plot import plot_embedding
+
+            plot_embedding(features, labels, class_names_of(datasets["test"], labels), work_dir / "embedding_test.png",
+                           seed=cfg.seed)
+        barrier(ctx)
+        return result
+    finally:
+        shutdown_distributed(ctx)
+
+
+def run_fewshot_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_dir: Path) -> Dict[str, Any]:
+    """N-way K-shot episodes on the test split's novel classes (see the module docstring)."""
+    from ..datasets.ntu import one_shot
+    from .data_builder import build_datasets
+    from .protocols.embedding_plot import plot_embedding
+    from .protocols.fewshot import evaluate_episodes, sample_episodes
+
+    model = encoder_with_weights(cfg, pretrained)
+    test = build_datasets(cfg)["test"]
+    ctx = init_distributed()
+    try:
+        limit_cpu_threads(cfg, ctx)
+        model.to(ctx.device)
+        loader = build_eval_loader(test, ctx, int(cfg.data.batch_size), int(cfg.data.num_workers))
+        features, labels = pooled_features(model, loader, ctx)
+    finally:
+        shutdown_distributed(ctx)
+    ntu120 = cfg.data.benchmark.startswith("ntu120")
+    present = sorted(set(labels.tolist()))
+    novel = [c for c in present if c in set(one_shot.NOVEL_LABELS)] if ntu120 else present
+    result: Dict[str, Any] = {"protocol": "fewshot", "pretrained": pretrained, "novel_classes": novel,
+                              "held_out_of_pretraining": bool(ntu120), "settings": {}}
+    counts = np.bincount(labels, minlength=max(present) + 1)
+    for n_way, k_shot in FEWSHOT_SETTINGS:
+        usable = [c for c in novel if counts[c] >= k_shot + 1]
+        queries = int(min(FEWSHOT_QUERIES, min(counts[c] for c in usable) - k_shot)) if usable else 0
+        if len(usable) < n_way or queries < 1:
+            result["settings"][f"{n_way}way_{k_shot}shot"] = {"skipped": f"fewer than {n_way} classes with "
+                                                                         f"{k_shot + 1} test samples"}
+            continue
+        episodes = sample_episodes(labels, usable, n_way, k_shot, queries, FEWSHOT_EPISODES, seed=int(cfg.seed))
+        summary = evaluate_episodes(features, labels, episodes)
+        summary.pop("episode_accuracies", None)
+        result["settings"][f"{n_way}way_{k_shot}shot"] = {**summary, "queries_per_class": queries}
+    if ntu120:
+        try:
+            episode = one_shot.one_shot_episode(list(test.names), labels)
+        except (ValueError, KeyError) as err:
+            result["ntu120_one_shot"] = {"skipped": str(err)}
+        else:
+            summary = evaluate_episodes(features, labels, [episode])
+            result["ntu120_one_shot"] = {"accuracy": summary["accuracy_mean"]}
+    plot_embedding(features, labels, class_names_of(test, labels), work_dir / "embedding_test.png", seed=cfg.seed)
+    return result
+
+
+def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_dir: PathLike,
+          percent: float = 10.0, seeds: int = 1, epochs: Optional[int] = None, resume: bool = False,
+          progress: bool = True) -> Dict[str, Any]:
+    """Run ``protocol`` on ``cfg``'s model from ``pretrained`` (None: random init); returns and
+    writes ``work_dir/metrics.json``."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError("--protocol", f"{protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if protocol == "semi" and not 0 < percent <= 100:
+        raise ConfigError("--percent", f"{percent} must lie in (0, 100]")
+    if seeds < 1:
+        raise ConfigError("--seeds", "must be at least 1")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if protocol == "knn":
+        result = run_knn_protocol(cfg, pretrained, work_dir)
+    elif protocol == "fewshot":
+        result = run_fewshot_protocol(cfg, pretrained, work_dir)
+    else:
+        result = run_trained_protocol(cfg, protocol, pretrained, work_dir, seeds, percent, epochs, resume, progress)
+    result["experiment"] = str(cfg.experiment)
+    if int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_json(work_dir / "metrics.json", result)
+    return result
+
+
+def run_probe_cli(config_path: PathLike, pretrained: Optional[str], protocol: str, overrides: Sequence[str] = (),
+                  work_dir: Optional[PathLike] = None, percent: float = 10.0, seeds: int = 1,
+                  epochs: Optional[int] = None, resume: bool = False) -> int:
+    """``actionfusion probe CONFIG --pretrained W --protocol P [...]``: prints the metrics JSON."""
+    cfg = load_config(config_path, list(overrides))
+    suffix = protocol + (f"{percent:g}pct" if protocol == "semi" else "") + ("" if pretrained else "_scratch")
+    out = Path(work_dir) if work_dir is not None else default_work_dir(cfg).with_name(f"{cfg.experiment}_{suffix}")
+    result = probe(cfg, pretrained, protocol, out, percent=percent, seeds=seeds, epochs=epochs, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result, sort_keys=True))
+    return 0
