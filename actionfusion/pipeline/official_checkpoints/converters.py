@@ -3,6 +3,8 @@
 :func:`convert_to_ours` renames an official state dict, builds our model with the flags that
 restore the official behaviour (the number of classes read off the classifier), and checks that
 the result has exactly that model's keys and shapes: nothing missing, nothing left over.
+:func:`convert_objective_part` does the same for the keys that belong to a training objective
+rather than to the model (MAMP's pretraining decoder), checked against that objective.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from torch import nn
 
 from .epam_converters import EPAM_CONVERTERS
 from .gcn_converters import GCN_CONVERTERS
-from .key_rules import CheckpointConversionError, StateDictConverter, check_layout, layout_of
-from .mamp_converters import MAMP_CONVERTERS
+from .key_rules import CheckpointConversionError, ObjectivePart, StateDictConverter, check_layout, layout_of
+from .mamp_converters import MAMP_CONVERTERS, MAMP_OBJECTIVE_PARTS
 
 CONVERTERS: Dict[str, StateDictConverter] = {**GCN_CONVERTERS, **MAMP_CONVERTERS, **EPAM_CONVERTERS}
+# converter name -> the objective that owns the keys the converter discards (written beside the model's)
+OBJECTIVE_PARTS: Dict[str, ObjectivePart] = dict(MAMP_OBJECTIVE_PARTS)
 
 
 def list_converters() -> List[str]:
@@ -79,3 +83,31 @@ def convert_to_ours(
     report = ConversionReport(converter.name, converter.model, dict(converter.model_kwargs), converter.submodule,
                               classes, len(ours), converter.discarded_keys(official))
     return ours, report
+
+
+@dataclass
+class ObjectivePartReport:
+    """What :func:`convert_objective_part` did."""
+
+    objective: str
+    objective_kwargs: Dict[str, object]
+    num_tensors: int
+
+
+def convert_objective_part(
+    name: str, official: Mapping[str, torch.Tensor]
+) -> "Optional[tuple[Dict[str, torch.Tensor], ObjectivePartReport]]":
+    """The keys of an official checkpoint that converter ``name`` discards, as the state dict of the
+    objective that owns them, checked key by key and shape by shape against that objective built
+    with the sizes read off the checkpoint. None if the converter has no objective part."""
+    part = OBJECTIVE_PARTS.get(name)
+    if part is None:
+        return None
+    from ...objectives import create_objective
+
+    converter = get_converter(name)
+    ours = part.converter.to_ours({k: v for k, v in official.items() if converter.is_discarded(k)})
+    kwargs = part.objective_kwargs(official)
+    expected = layout_of(create_objective(part.objective, **kwargs).state_dict())
+    check_layout(part.converter.name, "official -> ours", ours, expected)
+    return ours, ObjectivePartReport(part.objective, kwargs, len(ours))

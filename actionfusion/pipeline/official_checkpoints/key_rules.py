@@ -9,8 +9,9 @@ Linear ``[K, C]`` in ours), with the inverse reshape for the way back.
 A :class:`StateDictConverter` tries its rules in order (the first match wins) in either direction.
 A key that no rule matches raises :class:`UnmappedKeysError`; two keys landing on one name, or a
 converted dict that misses or adds keys relative to the target model, raise
-:class:`LayoutMismatchError`. Official keys with no counterpart in ours (e.g. MAMP's pretraining
-decoder) are listed in ``discard`` and dropped by name, never silently.
+:class:`LayoutMismatchError`. Official keys with no counterpart in the model are listed in
+``discard`` and dropped by name, never silently; where they belong to a training objective
+instead (MAMP's pretraining decoder), an :class:`ObjectivePart` converts them to its state dict.
 """
 
 from __future__ import annotations
@@ -168,6 +169,21 @@ class StateDictConverter:
     def discarded_keys(self, official: Mapping[str, object]) -> List[str]:
         """The official keys :meth:`to_ours` drops by name (no counterpart in our model)."""
         return [key for key in official if self.is_discarded(key)]
+
+
+@dataclass(frozen=True)
+class ObjectivePart:
+    """The part of an official checkpoint that belongs to a training objective, not to the model
+    (MAMP's pretraining decoder): the keys the model's converter discards by name.
+
+    ``objective``: the registered objective (``create_objective``); ``converter``: official keys
+    <-> the objective's state-dict keys; ``objective_kwargs``: the objective's size arguments read
+    off the official state dict.
+    """
+
+    objective: str
+    converter: StateDictConverter
+    objective_kwargs: Callable[[Mapping[str, torch.Tensor]], Dict[str, object]]
 
 
 def layout_of(state: Mapping[str, torch.Tensor]) -> Dict[str, Tuple[Tuple[int, ...], str]]:

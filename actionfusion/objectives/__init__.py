@@ -1,0 +1,8 @@
+"""Training objectives: each a registered ``nn.Module`` taking ``(model, batch)`` and returning
+named losses and metrics (:mod:`.base`). Importing this package registers the built-in ones."""
+
+from .base import Objective, ObjectiveOutput, create_objective, list_objectives, register_objective
+from . import supervised  # noqa: F401  (registers "cross_entropy")
+from . import mamp  # noqa: F401  (registers "mamp")
+
+__all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]
