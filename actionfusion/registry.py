@@ -2,14 +2,29 @@
 
 Like timm's ``@register_model`` / ``create_model``: a builder registers under a name and a
 kind, a config names it, and :func:`create_model` builds it with keyword arguments.
+
+Registration happens where the parts live. A package that owns registered parts defines
+``register_parts()`` in its ``__init__.py``; the function imports the package's own modules, whose
+decorators register them (a package may instead import them at its top, as ``objectives`` does).
+On its first lookup the registry imports every top-level package of ``actionfusion`` and calls
+the hook of those that have one, so core names no module: a new model module is added to its
+own package's ``register_parts`` and nowhere else. The imports sit in a function rather than at
+package import so that ``import actionfusion`` and the data-preparation workers, which import the
+modalities' light helpers, do not load torch.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
 KINDS = ("model", "fusion", "head", "objective")
+
+REGISTER_HOOK = "register_parts"
+"""Name of the function a package's ``__init__`` defines to import (and so register) its parts."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +41,7 @@ class RegistryEntry:
 
 
 _REGISTRY: Dict[str, Dict[str, RegistryEntry]] = {kind: {} for kind in KINDS}
+_packages_registered = False
 
 
 def register(kind: str, name: Optional[str] = None, *, modality: Optional[str] = None) -> Callable[[F], F]:
@@ -49,31 +65,37 @@ def register_model(name: Optional[str] = None, *, modality: Optional[str] = None
     return register("model", name, modality=modality)
 
 
-BUILTIN_MODEL_MODULES: tuple[str, ...] = (
-    "actionfusion.modalities.skeleton.models",
-    "actionfusion.modalities.rgb.xshiftnet",
-    "actionfusion.modalities.rgb.frame_encoder",
-    "actionfusion.modalities.depth.depth_encoder",
-    "actionfusion.modalities.pointcloud.point_encoder",
-    "actionfusion.fusion.epam_net",
-    "actionfusion.fusion.recognizer",
-)
-"""Modules whose import registers the built-in models (imported on the first registry lookup,
-so torch and the model code load only when a model is asked for)."""
+def register_head(name: Optional[str] = None) -> Callable[[F], F]:
+    """Register a classifier head, built as ``create_head(name, in_features=D, num_classes=C, **options)``."""
+    return register("head", name)
 
 
-def _ensure_builtin_models_imported() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    import importlib
+def register_packages() -> None:
+    """Import the top-level packages of ``actionfusion`` and call their ``register_parts()`` hooks.
 
-    for module in BUILTIN_MODEL_MODULES:
-        importlib.import_module(module)
+    Runs once (the first lookup calls it); a failed import is raised, and the next lookup tries again.
+    """
+    global _packages_registered
+    if _packages_registered:
+        return
+    _packages_registered = True  # set first: a hook that looks a name up must not recurse
+    try:
+        root = importlib.import_module(__package__)
+        for info in pkgutil.iter_modules(root.__path__, prefix=f"{__package__}."):
+            if info.ispkg:
+                hook = getattr(importlib.import_module(info.name), REGISTER_HOOK, None)
+                if callable(hook):
+                    hook()
+    except BaseException:
+        _packages_registered = False
+        raise
 
 
 def get_entry(kind: str, name: str) -> RegistryEntry:
     """The entry registered as ``name``; KeyError listing what exists otherwise."""
-    if kind == "model":
-        _ensure_builtin_models_imported()
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    register_packages()
     try:
         return _REGISTRY[kind][name]
     except KeyError:
@@ -87,18 +109,48 @@ def create(kind: str, name: str, **kwargs: Any) -> Any:
 
 
 def create_model(name: str, **kwargs: Any) -> Any:
-    """Build a registered model, e.g. ``create_model("ctrgcn", num_classes=60)``."""
-    return create("model", name, **kwargs)
+    """Build a registered model, e.g. ``create_model("ctrgcn", num_classes=60)``.
+
+    ``num_classes=0`` builds the encoder without a classifier (``forward`` returns the pooled
+    features); see :mod:`actionfusion.modalities.encoder_contract`.
+
+    Raises:
+        TypeError: the built model declares no ``input_keys`` (the batch keys it reads).
+    """
+    model = create("model", name, **kwargs)
+    if getattr(model, "input_keys", None) is None:
+        raise TypeError(f"model {name!r} built a {type(model).__name__}, which declares no input_keys: "
+                        "give the class the batch keys it reads, e.g. input_keys = ('skeleton',)")
+    return model
 
 
-def list_models(modality: Optional[str] = None) -> List[str]:
-    """Names of the registered models, optionally only those of one modality."""
-    _ensure_builtin_models_imported()
-    return sorted(n for n, e in _REGISTRY["model"].items() if modality is None or e.modality == modality)
+def create_head(name: str, **kwargs: Any) -> Any:
+    """Build a registered head, e.g. ``create_head("bn_linear", in_features=256, num_classes=60)``."""
+    return create("head", name, **kwargs)
+
+
+def list_models(filter: Union[str, Sequence[str]] = "", modality: Optional[str] = None) -> List[str]:
+    """Names of the registered models, sorted, like timm's ``list_models``.
+
+    Args:
+        filter: a wildcard pattern (``fnmatch``, case-sensitive: ``"*gcn*"``, ``"psumnet_?*"``) or
+            several (a name matching any is kept); empty keeps every name.
+        modality: keep only the models registered for this modality (``"skeleton"``, ``"rgb"``,
+            ``"depth"``, ``"points"``, ``"pose"``, ``"multimodal"``).
+    """
+    register_packages()
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    patterns = [p for p in patterns if p]
+    return sorted(
+        name for name, entry in _REGISTRY["model"].items()
+        if (modality is None or entry.modality == modality)
+        and (not patterns or any(fnmatchcase(name, p) for p in patterns))
+    )
 
 
 def list_registered(kind: str) -> List[str]:
     """Names registered under ``kind``."""
-    if kind == "model":
-        _ensure_builtin_models_imported()
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    register_packages()
     return sorted(_REGISTRY[kind])

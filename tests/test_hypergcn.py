@@ -161,8 +161,7 @@ def test_a_few_sgd_steps_fit_a_fixed_batch() -> None:
 
 
 def test_registered_names() -> None:
-    pytest.importorskip("actionfusion.modalities.skeleton.models", reason="the registry's model aggregator is not in the tree yet")
-    assert {"hypergcn", "hypergcn_large"} <= set(list_models("skeleton"))
+    assert {"hypergcn", "hypergcn_large"} <= set(list_models(modality="skeleton"))
     assert isinstance(create_model("hypergcn_large", num_classes=7, hyperedge_k=[5, 9]), hg.HyperGCN)
 
 

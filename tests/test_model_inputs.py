@@ -32,10 +32,13 @@ class TwoStreamNet(nn.Module):
         return sum(self.forward_stream_logits(feats).values())
 
 
-def test_input_keys_are_found_through_wrappers_and_default_to_skeleton() -> None:
+def test_input_keys_are_found_through_wrappers_and_have_no_default() -> None:
     wrapped = FeaturesAndLogits(TwoStreamNet())
     assert model_input_keys(wrapped) == ("rgb", "points")
-    assert model_input_keys(nn.Linear(2, 2)) == ("skeleton",)
+    with pytest.raises(TypeError, match="Linear declares no input_keys"):
+        model_input_keys(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="Linear declares no input_keys"):
+        model_input_keys(FeaturesAndLogits(nn.Linear(2, 2)))
 
 
 def test_batch_inputs_gives_a_tensor_or_a_dict_and_names_missing_keys() -> None:

@@ -145,7 +145,6 @@ def test_a_few_sgd_steps_fit_a_fixed_batch() -> None:
 
 
 def test_registered_names() -> None:
-    pytest.importorskip("actionfusion.modalities.skeleton.models", reason="the registry's model aggregator is not in the tree yet")
-    assert {"psumnet", "psumnet_body", "psumnet_hand", "psumnet_leg"} <= set(list_models("skeleton"))
+    assert {"psumnet", "psumnet_body", "psumnet_hand", "psumnet_leg"} <= set(list_models(modality="skeleton"))
     leg = create_model("psumnet_leg", num_classes=7, leg_graph="official")
     assert leg.graph.edges == ps.part_graph("leg", "official")[0].edges

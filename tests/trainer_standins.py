@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actionfusion.modalities.encoder_contract import Encoder  # noqa: E402
 from actionfusion.modalities.features import EncoderOutput  # noqa: E402
 from actionfusion.pipeline.config import ExperimentConfig  # noqa: E402
 from actionfusion.registry import register_model  # noqa: E402
@@ -31,12 +32,14 @@ NUM_CLASSES = 5
 SHAPE = (2, 8, 25, 3)  # [M, T, V, C]
 
 
-class TinySkeletonNet(nn.Module):
+class TinySkeletonNet(Encoder):
     """x [N, M, T, V, C] -> mean over persons and frames -> MLP (dropout) -> logits [N, classes].
 
     ``aux_weight`` > 0 adds ``aux["loss_feature_l2"]`` (weight times the mean squared feature);
     ``use_bn`` adds a BatchNorm1d on the hidden layer.
     """
+
+    input_keys = ("skeleton",)
 
     def __init__(self, num_classes: int = NUM_CLASSES, in_channels: int = 3, hidden: int = 16,
                  drop_rate: float = 0.2, aux_weight: float = 0.0, use_bn: bool = False) -> None:
@@ -44,8 +47,13 @@ class TinySkeletonNet(nn.Module):
         self.embed = nn.Linear(25 * in_channels, hidden)
         self.norm = nn.BatchNorm1d(hidden) if use_bn else nn.Identity()
         self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(hidden, num_classes)
+        self.num_features = hidden
+        self.num_classes = num_classes
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
         self.aux_weight = aux_weight
+
+    def build_classifier(self, num_classes: int) -> nn.Linear:
+        return nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x [N, M, T, V, C] -> EncoderOutput(sequence [N, T, D], pooled [N, D])."""
@@ -55,11 +63,10 @@ class TinySkeletonNet(nn.Module):
         aux = {"loss_feature_l2": self.aux_weight * pooled.pow(2).mean(), "not_a_loss": pooled.sum()}
         return EncoderOutput(sequence=sequence, pooled=pooled, aux=aux if self.aux_weight > 0 else None)
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits or self.head is None:
+            return feats.pooled
         return self.head(feats.pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 try:

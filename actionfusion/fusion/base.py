@@ -56,20 +56,11 @@ def register_fusion(name: Optional[str] = None) -> Callable[[B], B]:
     return register("fusion", name)
 
 
-BUILTIN_FUSION_MODULES: tuple[str, ...] = (
-    "actionfusion.fusion.late_fusion",
-    "actionfusion.fusion.mmixer",
-    "actionfusion.fusion.deformable_transformer",
-    "actionfusion.fusion.pose_guided_attention",
-)
-
-
 def create_fusion(name: str, dims: Mapping[str, int], **options: Any):
-    """Build the fusion registered as ``name`` for encoders of widths ``dims``."""
-    import importlib
+    """Build the fusion registered as ``name`` for encoders of widths ``dims``.
 
-    for module in BUILTIN_FUSION_MODULES:
-        importlib.import_module(module)
+    The fusions register when the registry first looks a name up (``actionfusion.fusion.register_parts``).
+    """
     return create("fusion", name, dims=dict(dims), **options)
 
 

@@ -8,6 +8,9 @@ frames 0, 3, ..., 45, into a map that reweights the RGB features. Each stream ha
 CE(z_rgb) + CE(z_pose) (the trainer sums CE over :meth:`EPAMNet.forward_stream_logits`).
 2,538,717 parameters at 60 classes, 2,577,717 at 120.
 
+The classifier is both heads together: ``num_classes=0`` builds neither (``forward`` gives the
+pooled [N, 432 + 216]), ``reset_classifier(n)`` replaces both, ``pre_logits`` gives the pooled.
+
 Two-stage recipe: train ``xshiftnet_rgb`` and ``xshiftnet_pose`` alone (stage 1), then build
 EPAM-Net from them with :meth:`EPAMNet.load_stream_weights` / :meth:`EPAMNet.from_streams`
 and train jointly (stage 2: SGD 0.9, wd 3e-4, lr 0.0015 at batch 24, cosine, 10 epochs).
@@ -20,6 +23,7 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from ..modalities.encoder_contract import Encoder
 from ..modalities.features import EncoderOutput
 from ..modalities.rgb.xshiftnet import (
     EPAM_HEAD_DROPOUT, XShiftNetClassifier, XShiftNetPose, XShiftNetRGB, encoder_output_from_map, pose_spec,
@@ -29,11 +33,11 @@ from ..registry import register_model
 from .spatial_temporal_attention import SpatialTemporalAttention, temporal_step
 
 
-class EPAMNet(nn.Module):
+class EPAMNet(Encoder):
     """EPAM-Net: RGB and pose X-ShiftNets, STA guiding RGB by pose, two summed heads.
 
     Args:
-        num_classes: classes of both heads.
+        num_classes: classes of both heads (0: no heads).
         drop_rate: dropout before each head (0.5).
         rgb_in_channels / pose_in_channels: 3 / 17 (COCO joints).
         rgb_fold_div / pose_fold_div: temporal shift folds (8 / 4).
@@ -52,6 +56,18 @@ class EPAMNet(nn.Module):
         self.rgb_dim = self.rgb.backbone.out_channels
         self.pose_dim = self.pose.backbone.out_channels
         self.num_features = self.rgb_dim + self.pose_dim  # width of EncoderOutput.pooled
+
+    def get_classifier(self) -> Optional[nn.ModuleDict]:
+        """{"rgb": head, "pose": head}, None without heads."""
+        if self.num_classes == 0:
+            return None
+        return nn.ModuleDict({"rgb": self.rgb.head, "pose": self.pose.head})
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Fresh heads on both streams (0: none)."""
+        self.rgb.reset_classifier(num_classes)
+        self.pose.reset_classifier(num_classes)
+        self.num_classes = int(num_classes)
 
     def load_stream_weights(self, rgb_state: Optional[Mapping[str, torch.Tensor]] = None,
                             pose_state: Optional[Mapping[str, torch.Tensor]] = None, strict: bool = True) -> None:
@@ -92,16 +108,17 @@ class EPAMNet(nn.Module):
 
     def forward_stream_logits(self, feats: EncoderOutput) -> Dict[str, torch.Tensor]:
         """feats -> {"rgb": [N, C], "pose": [N, C]} from the two heads on the split pooled feature."""
+        if self.num_classes == 0:
+            raise RuntimeError("this EPAM-Net has no heads (num_classes=0): call reset_classifier(n) first")
         rgb_pooled, pose_pooled = torch.split(feats.pooled, [self.rgb_dim, self.pose_dim], dim=-1)
         return {"rgb": self.rgb.head(rgb_pooled), "pose": self.pose.head(pose_pooled)}
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> z_rgb + z_pose [N, C]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """feats -> z_rgb + z_pose [N, C]; the pooled [N, 432 + 216] with ``pre_logits`` or without heads."""
+        if pre_logits or self.num_classes == 0:
+            return feats.pooled
         logits = self.forward_stream_logits(feats)
         return logits["rgb"] + logits["pose"]
-
-    def forward(self, x: Dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("epam_net", modality="multimodal")

@@ -21,6 +21,12 @@ Each encoder reads its batch key (its ``input_keys``, or ``input_key`` of the en
 classify from any subset; at inference an encoder whose key is absent from the input is simply
 not run and the fusion sees that modality as absent.
 
+Encoder contract (:mod:`actionfusion.modalities.encoder_contract`): every encoder must declare
+``input_keys`` (or its entry an ``input_key``) and ``num_features``. The recognizer's classifier is
+its fused head together with every encoder's own head (the late fusion's, or the auxiliary
+losses'): ``num_classes=0`` builds none of them and ``forward`` gives the fused feature
+[B, num_features]; ``reset_classifier(n)`` replaces all of them; ``pre_logits`` gives the fused feature.
+
 Loss (the trainer reads :meth:`Recognizer.forward_stream_logits` and :attr:`stream_loss_weights`)::
 
     L = CE(z_fused) + aux_loss_weight * sum_m CE(z_m)       (z_m: encoder m's own head on its features)
@@ -35,6 +41,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from ..modalities.encoder_contract import Encoder, check_encoder, declared_input_keys
 from ..modalities.features import EncoderOutput
 from ..registry import create_model, register_model
 from .base import FusionOutput, create_fusion
@@ -70,7 +77,7 @@ class RecognizerFeatures:
 def _encoder_keys(encoder: nn.Module, input_key: Optional[str]) -> Tuple[str, ...]:
     if input_key is not None:
         return (str(input_key),)
-    return tuple(getattr(encoder, "input_keys", ("skeleton",)))
+    return declared_input_keys(encoder)
 
 
 def mask_encoder_output(out: EncoderOutput, keep: torch.Tensor) -> EncoderOutput:
@@ -94,11 +101,11 @@ def sample_modality_keep(batch: int, modalities: int, drop_p: float, device: tor
     return keep
 
 
-class Recognizer(nn.Module):
+class Recognizer(Encoder):
     """Encoders of any modalities, one fusion, one head.
 
     Args:
-        num_classes: classes of the fused head and of every encoder's own head.
+        num_classes: classes of the fused head and of every encoder's own head (0: no heads).
         encoders: {entry name: {"name": registered model, "kwargs": {...}, "input_key": optional batch key}}.
         fusion: {"name": registered fusion, "kwargs": {...}}.
         drop_rate: dropout before the fused head.
@@ -116,6 +123,8 @@ class Recognizer(nn.Module):
             raise ValueError("a recognizer needs at least one encoder")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), not {modality_dropout}")
+        if int(num_classes) < 0:
+            raise ValueError(f"num_classes must be >= 0, not {num_classes}")
         self.num_classes = int(num_classes)
         self.encoders = nn.ModuleDict()
         self.encoder_keys: Dict[str, Tuple[str, ...]] = {}
@@ -124,15 +133,17 @@ class Recognizer(nn.Module):
             if unknown or "name" not in spec:
                 raise ValueError(f"encoder {entry!r}: needs 'name' (and optional 'kwargs', 'input_key'); got {sorted(spec)}")
             encoder = create_model(spec["name"], num_classes=self.num_classes, **dict(spec.get("kwargs") or {}))
+            check_encoder(encoder)
             self.encoders[entry] = encoder
             self.encoder_keys[entry] = _encoder_keys(encoder, spec.get("input_key"))
-        self.dims = {entry: self._feature_dim(entry) for entry in self.encoders}
+        self.dims = {entry: int(encoder.num_features) for entry, encoder in self.encoders.items()}
         fusion = dict(fusion)
         self.fusion = create_fusion(fusion["name"], self.dims, **dict(fusion.get("kwargs") or {}))
         self.fusion_name = str(fusion["name"])
         self.late = bool(getattr(self.fusion, "uses_encoder_heads", False))
-        self.head = None if self.late else nn.Sequential(nn.Dropout(drop_rate),
-                                                         nn.Linear(self.fusion.out_dim, self.num_classes))
+        self.num_features = int(self.fusion.out_dim)  # width of the fused feature
+        self.drop_rate = float(drop_rate)
+        self.head = None if self.late or self.num_classes == 0 else self.build_classifier(self.num_classes)
         self.aux_loss_weight = float(aux_loss_weight)
         self.modality_dropout = float(modality_dropout)
         keys = []
@@ -142,14 +153,28 @@ class Recognizer(nn.Module):
         # Encoder heads train only through the auxiliary (or late-fusion) losses; DDP must not wait for them otherwise.
         self.ddp_find_unused_parameters = not self.late and self.aux_loss_weight == 0.0
 
-    def _feature_dim(self, entry: str) -> int:
-        encoder = self.encoders[entry]
-        for attr in ("num_features", "out_channels"):  # timm's name for the pooled width, then a backbone's
-            value = getattr(encoder, attr, None)
-            if isinstance(value, int):
-                return value
-        raise ValueError(f"cannot tell the feature width of encoder {entry!r} ({type(encoder).__name__}): "
-                         "give the class a `num_features` attribute (the width of EncoderOutput.pooled)")
+    def build_classifier(self, num_classes: int) -> nn.Sequential:
+        """The fused head: dropout, Linear(num_features, num_classes)."""
+        return nn.Sequential(nn.Dropout(self.drop_rate), nn.Linear(self.num_features, num_classes))
+
+    def get_classifier(self) -> Optional[nn.ModuleDict]:
+        """{"fused": the fused head (unless late fusion), entry: each encoder's head}; None without heads."""
+        if self.num_classes == 0:
+            return None
+        heads = {} if self.head is None else {FUSED_STREAM: self.head}
+        for entry, encoder in self.encoders.items():
+            head = encoder.get_classifier()
+            if head is not None:
+                heads[entry] = head
+        return nn.ModuleDict(heads)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Fresh heads for ``num_classes`` outputs: the fused head and every encoder's (0: none)."""
+        num_classes = int(num_classes)
+        for encoder in self.encoders.values():
+            encoder.reset_classifier(num_classes)
+        super().reset_classifier(0 if self.late else num_classes)
+        self.num_classes = num_classes
 
     @property
     def stream_loss_weights(self) -> Dict[str, float]:
@@ -202,6 +227,8 @@ class Recognizer(nn.Module):
 
     def forward_stream_logits(self, feats: RecognizerFeatures) -> Dict[str, torch.Tensor]:
         """{stream: logits [B, C]}: "fused" (unless late fusion) and each encoder's own head when it is trained."""
+        if self.num_classes == 0:
+            raise RuntimeError("this recognizer has no heads (num_classes=0): call reset_classifier(n) first")
         streams: Dict[str, torch.Tensor] = {}
         if not self.late:
             streams[FUSED_STREAM] = self.head(feats.fused)
@@ -216,14 +243,13 @@ class Recognizer(nn.Module):
             return self.fusion.combine_logits({k: v for k, v in streams.items() if k in self.encoders}, feats.present)
         return streams[FUSED_STREAM]
 
-    def forward_head(self, feats: RecognizerFeatures) -> torch.Tensor:
-        """feats -> logits [B, C]."""
+    def forward_head(self, feats: RecognizerFeatures, pre_logits: bool = False) -> torch.Tensor:
+        """feats -> logits [B, C]; the fused feature [B, num_features] with ``pre_logits`` or without heads."""
+        if pre_logits or self.num_classes == 0:
+            return feats.fused
         if self.late:
             return self.combine_stream_logits(feats, self.forward_stream_logits(feats))
         return self.head(feats.fused)
-
-    def forward(self, x: Union[torch.Tensor, Mapping[str, torch.Tensor]]) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("recognizer", modality="multimodal")

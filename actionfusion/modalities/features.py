@@ -1,8 +1,9 @@
 """The one interface between encoders and everything after them (heads, fusion).
 
 Every encoder's ``forward_features`` returns an :class:`EncoderOutput`; its
-``forward_head`` takes one and returns logits. A fusion module takes a dict of these,
-keyed by modality, so a new encoder or fusion plugs in with no other change.
+``forward_head`` takes one and returns logits (the whole contract:
+:mod:`.encoder_contract`). A fusion module takes a dict of these, keyed by modality, so a
+new encoder or fusion plugs in with no other change.
 """
 
 from __future__ import annotations

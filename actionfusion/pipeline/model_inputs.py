@@ -2,7 +2,7 @@
 
 Batches are dicts keyed by modality (``skeleton``, ``rgb``, ``pose_heatmap``, ``depth``,
 ``points``) plus ``label`` and ``index``. A model names the keys it reads in its class attribute
-``input_keys`` (skeleton encoders default to ``("skeleton",)``); a model with one key is called
+``input_keys`` (no default: a model without them is refused); a model with one key is called
 with that tensor, a model with several with a dict of them.
 """
 
@@ -13,6 +13,8 @@ from typing import Any, Mapping, Union
 import torch
 from einops import rearrange
 from torch import nn
+
+from ..modalities.encoder_contract import declared_input_keys
 
 ModelInput = Union[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -42,9 +44,18 @@ def model_attribute(model: nn.Module, name: str) -> Any:
 
 
 def model_input_keys(model: nn.Module) -> tuple[str, ...]:
-    """The batch keys ``model`` reads (through DDP and :class:`FeaturesAndLogits` wrappers)."""
+    """The batch keys ``model`` reads (through DDP and :class:`FeaturesAndLogits` wrappers).
+
+    Raises:
+        TypeError: neither the model nor a model it wraps declares ``input_keys`` (names the innermost class).
+    """
     keys = model_attribute(model, "input_keys")
-    return ("skeleton",) if keys is None else tuple(keys)
+    if keys is not None:
+        return tuple(keys)
+    inner = model
+    while isinstance(getattr(inner, "module", None), nn.Module):
+        inner = inner.module
+    return declared_input_keys(inner)
 
 
 def batch_inputs(batch: Mapping[str, Any], keys: tuple[str, ...], device: torch.device) -> ModelInput:

@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..temporal_transformer import TemporalTransformer
 from ..temporal_shift import temporal_shift
@@ -144,11 +145,11 @@ class TimmFrameEncoder(nn.Module):
 TEMPORAL_HEADS: tuple[str, ...] = ("transformer", "mean")
 
 
-class DepthTSM(nn.Module):
+class DepthTSM(Encoder):
     """Depth-clip classifier: per-frame 2D CNN with temporal shift, a temporal head, linear head.
 
     Args:
-        num_classes: classifier outputs.
+        num_classes: classifier outputs (0: no classifier; ``forward`` gives the pooled feature).
         in_channels: depth channels C (1).
         backbone: ``"tsm_resnet"`` (this module's CNN) or the name of a timm 2D model.
         widths, depths: stage widths and blocks per stage of the ``tsm_resnet`` backbone.
@@ -166,6 +167,7 @@ class DepthTSM(nn.Module):
     """
 
     input_keys: tuple[str, ...] = ("depth",)
+    classifier_name = "fc"
 
     def __init__(
         self,
@@ -186,6 +188,7 @@ class DepthTSM(nn.Module):
         if temporal_head not in TEMPORAL_HEADS:
             raise ValueError(f"temporal_head must be one of {TEMPORAL_HEADS}, not {temporal_head!r}")
         self.in_channels = in_channels
+        self.num_classes = num_classes
         if backbone == TSM_BACKBONE:
             self.backbone: nn.Module = TSMResNet2D(in_channels, widths, depths, stem_stride, fold_div)
         else:
@@ -196,7 +199,11 @@ class DepthTSM(nn.Module):
             if temporal_head == "transformer" else None
         )
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> nn.Linear:
+        """Linear(D, num_classes), PyTorch's default init."""
+        return nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x: float32 [N, C, T, H, W] -> EncoderOutput(sequence [N, T, D], pooled [N, D], spatial [N, D, T, h, w]).
@@ -219,13 +226,11 @@ class DepthTSM(nn.Module):
         sequence, pooled = self.temporal(sequence)
         return EncoderOutput(sequence=sequence, pooled=pooled, spatial=spatial)
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats.pooled [N, D] -> logits [N, num_classes]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """feats.pooled [N, D] -> logits [N, num_classes]; pooled itself with ``pre_logits`` or no fc."""
+        if pre_logits or self.fc is None:
+            return feats.pooled
         return self.fc(self.drop(feats.pooled))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, C, T, H, W] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("depth_tsm", modality="depth")

@@ -33,6 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..temporal_transformer import POOLINGS, TemporalTransformer
 from .set_abstraction import PointNetPPFrameEncoder, frames_to_clouds
@@ -40,11 +41,11 @@ from .set_abstraction import PointNetPPFrameEncoder, frames_to_clouds
 __all__ = ["POOLINGS", "PointTransformer", "TemporalTransformer", "point_transformer"]
 
 
-class PointTransformer(nn.Module):
+class PointTransformer(Encoder):
     """Point-cloud clip classifier: batched per-frame PointNet++ -> temporal transformer -> linear head.
 
     Args:
-        num_classes: classifier outputs.
+        num_classes: classifier outputs (0: no classifier; ``forward`` gives the pooled feature).
         num_centroids, neighbours, sa_widths, global_widths, sampling: the frame encoder
             (:class:`PointNetPPFrameEncoder`); the feature width D is ``global_widths[-1]``.
         temporal_depth, heads, mlp_ratio, temporal_drop_rate: the temporal transformer (the last is its
@@ -62,6 +63,7 @@ class PointTransformer(nn.Module):
     """
 
     input_keys: tuple[str, ...] = ("points",)
+    classifier_name = "fc"
 
     def __init__(
         self,
@@ -85,13 +87,18 @@ class PointTransformer(nn.Module):
         if frame_chunk is not None and frame_chunk < 1:
             raise ValueError(f"frame_chunk must be >= 1 or None, got {frame_chunk}")
         self.frame_chunk = frame_chunk
+        self.num_classes = num_classes
         self.frame_encoder = PointNetPPFrameEncoder(num_centroids, neighbours, sa_widths, global_widths, sampling)
         self.num_features = self.frame_encoder.out_features
         self.temporal = TemporalTransformer(
             self.num_features, temporal_depth, heads, mlp_ratio, temporal_drop_rate, max_frames, pool, position_embedding
         )
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> nn.Linear:
+        """Linear(D, num_classes), PyTorch's default init."""
+        return nn.Linear(self.num_features, num_classes)
 
     def frame_features(self, points: torch.Tensor) -> torch.Tensor:
         """points: float32 [N, T, P, 3] -> per-frame features [N, T, D] (before temporal modelling)."""
@@ -111,13 +118,11 @@ class PointTransformer(nn.Module):
         sequence, pooled = self.temporal(frames)
         return EncoderOutput(sequence=sequence, pooled=pooled, aux={"frame_features": frames})
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats.pooled [N, D] -> logits [N, num_classes]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """feats.pooled [N, D] -> logits [N, num_classes]; pooled itself with ``pre_logits`` or no fc."""
+        if pre_logits or self.fc is None:
+            return feats.pooled
         return self.fc(self.drop(feats.pooled))
-
-    def forward(self, points: torch.Tensor) -> torch.Tensor:
-        """points: [N, T, P, 3] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(points))
 
 
 @register_model("point_transformer", modality="points")

@@ -1,1 +1,6 @@
 """RGB video: decoding backends, person crops, frame transforms."""
+
+
+def register_parts() -> None:
+    """Register the RGB and pose-heatmap encoders by importing their modules (loads torch)."""
+    from . import frame_encoder, xshiftnet  # noqa: F401

@@ -26,9 +26,10 @@ from einops import rearrange
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..temporal_shift import temporal_shift
-from .xshiftnet import PooledLinearHead
+from .xshiftnet import epam_head
 
 RESIDUAL_BLOCK_NAMES = ("BasicBlock", "Bottleneck")
 GENERIC_BLOCK_PATTERN = re.compile(r"(Block|Bottleneck|InvertedResidual|DepthwiseSeparableConv|EdgeResidual)$")
@@ -103,12 +104,12 @@ def insert_temporal_shift(model: nn.Module, fold_div: int, channels_last: bool =
     return inserted
 
 
-class TimmFrameEncoder(nn.Module):
+class TimmFrameEncoder(Encoder):
     """Per-frame timm encoder (+ optional TSM) with a dropout + linear head.
 
     Args:
         backbone: a timm model name (``timm.list_models()``), built with ``pretrained=False``.
-        num_classes: classes of the head.
+        num_classes: classes of the head (0: no head; ``forward`` gives the pooled feature).
         in_channels: image channels (``in_chans`` in timm).
         shift_fold_div: temporal shift fold divisor (``None``: frames are encoded independently).
         drop_rate: dropout before the head.
@@ -128,9 +129,15 @@ class TimmFrameEncoder(nn.Module):
         self.shifts = (insert_temporal_shift(self.encoder, shift_fold_div, self.channels_last)
                        if shift_fold_div else [])
         self.out_channels = int(getattr(self.encoder, "head_hidden_size", None) or self.encoder.num_features)
-        self.head = PooledLinearHead(self.out_channels, num_classes, drop_rate)
+        self.num_features = self.out_channels  # width of EncoderOutput.pooled
         self.num_classes = num_classes
+        self.drop_rate = drop_rate
         self.in_channels = in_channels
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        """Dropout, Linear (N(0, 0.01) weights, as EPAM-Net's heads)."""
+        return epam_head(self.num_features, num_classes, self.drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x: float [N, C, T, H, W] -> EncoderOutput(sequence [N, T, D], pooled [N, D],
@@ -148,13 +155,6 @@ class TimmFrameEncoder(nn.Module):
             layout = "(n t) h w d" if self.channels_last else "(n t) d h w"
             spatial = rearrange(fmap, f"{layout} -> n d t h w", n=n)
         return EncoderOutput(sequence=sequence, pooled=sequence.mean(dim=1), spatial=spatial)
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats.pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("timm_frames", modality="rgb")

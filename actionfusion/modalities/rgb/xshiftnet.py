@@ -31,15 +31,18 @@ import torch
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from ..heads import LinearHead
 from .xshiftnet_blocks import XShiftBlock, conv_bn, make_stage, round_repeats, round_width
 
 # X3D-M expansion factors (Feichtenhofer 2020, Table 2), as used by EPAM-Net's RGB stream.
 X3D_M_GAMMA_W, X3D_M_GAMMA_B, X3D_M_GAMMA_D = 1.0, 2.25, 2.2
 X3D_BASE_WIDTH = 24
 X3D_BASE_BLOCKS = (1, 2, 5, 3)
-# EPAM-Net heads: global average pool, dropout 0.5, linear.
+# EPAM-Net heads: global average pool, dropout 0.5, linear (mmaction2 I3DHead init: N(0, 0.01) weights).
 EPAM_HEAD_DROPOUT = 0.5
+EPAM_HEAD_INIT_STD = 0.01
 
 
 @dataclass(frozen=True)
@@ -151,26 +154,20 @@ def encoder_output_from_map(fmap: torch.Tensor, aux: Optional[dict] = None) -> E
     return EncoderOutput(sequence=sequence, pooled=sequence.mean(dim=1), spatial=fmap, aux=aux)
 
 
-class PooledLinearHead(nn.Module):
-    """EPAM-Net head on an already average-pooled feature: dropout, linear. [B, D] -> [B, num_classes]."""
+def epam_head(in_features: int, num_classes: int, drop_rate: float = EPAM_HEAD_DROPOUT) -> LinearHead:
+    """EPAM-Net's head on the average-pooled feature: dropout, Linear (N(0, 0.01) weights).
 
-    def __init__(self, in_features: int, num_classes: int, drop_rate: float = EPAM_HEAD_DROPOUT) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_features, num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)  # mmaction2 I3DHead initialisation
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(pooled))
+    [B, D] -> [B, num_classes].
+    """
+    return LinearHead(in_features, num_classes, drop_rate, init_std=EPAM_HEAD_INIT_STD)
 
 
-class XShiftNetClassifier(nn.Module):
+class XShiftNetClassifier(Encoder):
     """One X-ShiftNet stream with its head (EPAM-Net's stage-1 single-stream model).
 
     Args:
         spec: the backbone (:func:`rgb_spec` or :func:`pose_spec`).
-        num_classes: classes of the linear head.
+        num_classes: classes of the linear head (0: no head; ``forward`` gives the pooled feature).
         drop_rate: dropout before the head (EPAM: 0.5).
         zero_init_residual: see :class:`XShiftNet`.
     """
@@ -181,20 +178,18 @@ class XShiftNetClassifier(nn.Module):
                  zero_init_residual: bool = True) -> None:
         super().__init__()
         self.backbone = XShiftNet(spec, zero_init_residual)
-        self.head = PooledLinearHead(self.backbone.out_channels, num_classes, drop_rate)
         self.num_classes = num_classes
+        self.drop_rate = drop_rate
         self.num_features = self.backbone.out_channels  # width of EncoderOutput.pooled
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> LinearHead:
+        """EPAM-Net's head: dropout, Linear."""
+        return epam_head(self.num_features, num_classes, self.drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x: float [N, C_in, T, H, W] -> EncoderOutput(sequence [N, T, D], pooled [N, D], spatial [N, D, T, h, w])."""
         return encoder_output_from_map(self.backbone(x))
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats.pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 class XShiftNetRGB(XShiftNetClassifier):

@@ -30,7 +30,7 @@ from .gcn_blocks import (
     ctrgcn_fc_std,
 )
 from .graphs import ctrgcn_partition, ntu25_graph
-from .skeleton_head import SkeletonClassifierHead, StackedGCN
+from .skeleton_head import StackedGCN
 
 AGGREGATIONS = ("correct", "pyskl_transpose")
 
@@ -140,9 +140,10 @@ class CTRGCNBlock(nn.Module):
 class CTRGCN(StackedGCN):
     """CTR-GCN encoder and classifier.
 
-    Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
-    (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]); ``forward`` gives logits
-    [N, num_classes]. ``base_channels`` (64 in the paper) scales every stage's width
+    Input [N, M, T, V, C] float32 (batch key "skeleton"); ``forward_features`` gives an
+    EncoderOutput of width 256 (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]);
+    ``forward`` gives logits [N, num_classes] (``num_classes=0``: no head, the pooled feature
+    [N, 256]). ``base_channels`` (64 in the paper) scales every stage's width
     (64-64-64-64-128-128-128-256-256-256), like pyskl's ``base_channels``; the output width is
     ``4 * base_channels``.
     """
@@ -162,6 +163,7 @@ class CTRGCN(StackedGCN):
             raise ValueError(f"base_channels must be a positive multiple of 8, not {base_channels}")
         a = ctrgcn_partition(ntu25_graph("A")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
         self.num_classes = num_classes
+        self.drop_rate = drop_rate
         self.num_persons = num_persons
         self.num_joints = int(a.shape[-1])
         self.data_bn = DataBatchNorm(in_channels, self.num_joints, num_persons, per_person=True)
@@ -173,8 +175,12 @@ class CTRGCN(StackedGCN):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.num_features = c_in
-        self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=ctrgcn_fc_std(num_classes))
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
         bn_init(self.data_bn.bn, 1.0)
+
+    def classifier_init_std(self, num_classes: int) -> float:
+        """CTR-GCN's ``sqrt(2 / num_classes)``."""
+        return ctrgcn_fc_std(num_classes)
 
 
 @register_model("ctrgcn", modality="skeleton")

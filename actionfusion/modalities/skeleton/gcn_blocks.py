@@ -226,13 +226,6 @@ class MixedScaleTCN(nn.Module):
         return self.drop(self.bn(self.transform(y)))
 
 
-def init_head_linear(fc: nn.Linear, std: Optional[float]) -> None:
-    """Normal(0, ``std``) weights and zero bias; ``None`` keeps PyTorch's default."""
-    if std is not None:
-        nn.init.normal_(fc.weight, 0.0, std)
-        nn.init.zeros_(fc.bias)
-
-
 def ctrgcn_fc_std(num_classes: int) -> float:
     """CTR-GCN's classifier init std, ``sqrt(2 / num_classes)``."""
     return math.sqrt(2.0 / num_classes)

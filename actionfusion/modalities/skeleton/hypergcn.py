@@ -30,6 +30,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from .graphs import SkeletonGraph, ntu25_graph
 from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
@@ -244,11 +245,13 @@ class HyperGCNBlock(nn.Module):
         return torch.relu(self.tcn(self.gcn(x)) + self.residual(x))
 
 
-class HyperGCN(nn.Module):
+class HyperGCN(Encoder):
     """Hyper-GCN encoder and classifier.
 
+    Reads batch key "skeleton" [N, M, T, V, C].
+
     Args:
-        num_classes: output classes.
+        num_classes: output classes (0: no classifier; ``forward`` gives the pooled feature).
         in_channels: C of the input joints (3 for one stream: joint, bone or motion).
         num_persons: M, fixed by the input BatchNorm over M*V*128.
         num_joints: V (the NTU-25 graph, hand-tip variant B).
@@ -260,6 +263,9 @@ class HyperGCN(nn.Module):
         divergence_weight: weight of ``aux["loss_divergence"]`` (0 leaves it out).
         virtual_init: ``"independent"`` or the release's ``"upstream"`` (see :class:`HyperGraphConv`).
     """
+
+    input_keys = ("skeleton",)
+    classifier_name = "fc"
 
     def __init__(
         self,
@@ -282,6 +288,7 @@ class HyperGCN(nn.Module):
             raise ValueError(f"widths must name {len(BLOCK_STRIDES)} blocks, got {len(widths)}")
         if num_virtual < 2 and divergence_weight:
             raise ValueError("the divergence loss needs at least 2 virtual joints")
+        self.num_classes = num_classes
         self.num_persons = num_persons
         self.num_joints = num_joints
         self.divergence_weight = divergence_weight
@@ -297,9 +304,14 @@ class HyperGCN(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.num_features = in_width
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_width, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        nn.init.zeros_(self.fc.bias)
+        self.fc = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> nn.Linear:
+        """Linear(D, num_classes), weights N(0, sqrt(2 / num_classes)), zero bias (as the release)."""
+        fc = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+        nn.init.zeros_(fc.bias)
+        return fc
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x float32 [N, M, T, V, C] -> EncoderOutput.
@@ -330,13 +342,11 @@ class HyperGCN(nn.Module):
             aux=aux,
         )
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """EncoderOutput -> logits [N, num_classes]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """EncoderOutput -> logits [N, num_classes] (dropout, fc); ``pooled`` [N, D] with ``pre_logits`` or no fc."""
+        if pre_logits or self.fc is None:
+            return feats.pooled
         return self.fc(self.drop(feats.pooled))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x float32 [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("hypergcn", modality="skeleton")

@@ -9,7 +9,16 @@ separate learnable temporal and spatial embeddings, then 8 pre-LN ViT blocks and
 * :class:`MAMPEncoder` -- one body ``[B, T, V, C]`` to tokens; ``forward_tokens`` runs on a subset
   of the tokens (the visible ones when pretraining with masking).
 * :class:`MAMP` -- registered as ``"mamp"``: ``[N, M, T, V, C]`` to logits with the fine-tune head
-  (``head="finetune"``) or the frozen-encoder linear probe (``head="linear"``).
+  (``head="finetune"``, registered as the ``mamp_finetune`` head) or the frozen-encoder linear
+  probe (``head="linear"``, the registered ``bn_linear`` head).
+
+The fine-tune head (fc1 - BatchNorm - ReLU - fc2 on the per-joint tokens) counts as the
+classifier as a whole: upstream always trains it from scratch on top of the pretrained encoder.
+So ``num_classes=0`` builds the encoder alone (``forward`` gives the pooled [N, D], and
+``model.encoder`` is there for the pretraining objective), ``reset_classifier(n)`` builds a fresh
+head of the model's ``head`` kind, and ``forward_head(feats, pre_logits=True)`` returns the
+fine-tune head's input, the person-averaged per-joint vector [N, V * D] (the linear probe's:
+the pooled [N, D]).
 """
 
 from __future__ import annotations
@@ -21,8 +30,10 @@ from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ...registry import register_model
+from ...registry import register_head, register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from ..heads import BNLinearHead  # main_linprobe.py's probe (MoCo v3's)
 from .layer_decay import mamp_layer_id
 from .transformer_blocks import TransformerBlock, stochastic_depth_rates
 
@@ -35,8 +46,6 @@ MAMP_NUM_HEADS = 8
 MAMP_MLP_RATIO = 4.0
 MAMP_HEAD_HIDDEN = 2048  # ActionHeadFinetune hidden width
 MAMP_HEAD_DROPOUT = 0.3  # ActionHeadFinetune dropout
-MAMP_LINEAR_BN_EPS = 1e-6  # main_linprobe.py: BatchNorm1d(affine=False, eps=1e-6) before the fc
-MAMP_LINEAR_FC_STD = 0.01  # main_linprobe.py: trunc_normal_(fc.weight, std=0.01) (MoCo v3)
 MAMP_EMBED_STD = 0.02  # trunc_normal_ std of the temporal / spatial embeddings
 
 
@@ -167,27 +176,35 @@ class MAMPEncoder(nn.Module):
         return rearrange(tokens, "b (t v) d -> b t v d", v=self.num_joints)
 
 
+@register_head("mamp_finetune")
 class MAMPFinetuneHead(nn.Module):
     """Upstream ``ActionHeadFinetune``: dropout -> mean over T' -> flatten V*D -> mean over M ->
-    Linear(V*D, 2048) -> BatchNorm1d -> ReLU -> Linear(2048, classes)."""
+    Linear(V*D, 2048) -> BatchNorm1d -> ReLU -> Linear(2048, classes).
+
+    Args:
+        in_features: D, the token width (MAMP's ``num_features``).
+        num_classes: outputs.
+        num_joints: V.
+        hidden_dim, drop_rate: the hidden width and the dropout on the tokens.
+    """
 
     def __init__(
         self,
-        embed_dim: int,
-        num_joints: int,
+        in_features: int,
         num_classes: int,
+        num_joints: int = 25,
         hidden_dim: int = MAMP_HEAD_HIDDEN,
         drop_rate: float = MAMP_HEAD_DROPOUT,
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(drop_rate)
-        self.fc1 = nn.Linear(embed_dim * num_joints, hidden_dim)
+        self.fc1 = nn.Linear(in_features * num_joints, hidden_dim)
         self.bn = nn.BatchNorm1d(hidden_dim)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden_dim, num_classes)
 
-    def forward(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, classes].
+    def forward(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """feats -> logits [N, classes]; with ``pre_logits`` fc1's input [N, V * D] (no dropout).
 
         Uses the per-person token map ``aux["person_tokens"]`` [N, M, T', V, D] when present
         (dropout then per-person pooling, exactly upstream's order); otherwise the persons-averaged
@@ -197,38 +214,28 @@ class MAMPFinetuneHead(nn.Module):
         aux = feats.aux or {}
         person_tokens = aux.get("person_tokens")
         if person_tokens is not None:
-            pooled = self.dropout(person_tokens).mean(dim=2)  # [N, M, V, D]
-            flat = rearrange(pooled, "n m v d -> n m (v d)").mean(dim=1)
+            tokens = person_tokens if pre_logits else self.dropout(person_tokens)
+            flat = rearrange(tokens.mean(dim=2), "n m v d -> n m (v d)").mean(dim=1)  # mean over T', then M
         elif feats.spatial is not None:
-            pooled = self.dropout(feats.spatial).mean(dim=2)  # [N, D, V]
-            flat = rearrange(pooled, "n d v -> n (v d)")
+            spatial = feats.spatial if pre_logits else self.dropout(feats.spatial)
+            flat = rearrange(spatial.mean(dim=2), "n d v -> n (v d)")
         else:
             raise ValueError("MAMPFinetuneHead needs EncoderOutput.spatial [N, D, T', V] or aux['person_tokens']")
+        if pre_logits:
+            return flat
         return self.fc2(self.relu(self.bn(self.fc1(flat))))
 
 
-class MAMPLinearHead(nn.Module):
-    """Linear probe of ``main_linprobe.py``: BatchNorm1d(D, affine=False, eps=1e-6) -> Linear."""
-
-    def __init__(self, embed_dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(embed_dim, affine=False, eps=MAMP_LINEAR_BN_EPS)
-        self.fc = nn.Linear(embed_dim, num_classes)
-        trunc_normal_(self.fc.weight, std=MAMP_LINEAR_FC_STD)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats.pooled [N, D] (mean over persons, segments and joints) -> logits [N, classes]."""
-        return self.fc(self.norm(feats.pooled))
-
-
 @register_model("mamp", modality="skeleton")
-class MAMP(nn.Module):
+class MAMP(Encoder):
     """MAMP transformer with the fine-tune head (19,572,284 parameters at 60 classes) or a linear probe.
 
-    Input [N, M, T=120, V=25, C=3]; every body, zero padding included, goes through the encoder.
-    With ``head="linear"`` the encoder is frozen by default (no gradients, kept in eval mode).
+    Input [N, M, T=120, V=25, C=3] (batch key "skeleton"); every body, zero padding included, goes
+    through the encoder. With ``head="linear"`` the encoder is frozen by default (no gradients, kept
+    in eval mode). ``num_classes=0``: the encoder alone (see the module docstring).
     """
+
+    input_keys = ("skeleton",)
 
     def __init__(
         self,
@@ -254,7 +261,10 @@ class MAMP(nn.Module):
             raise ValueError(f"head must be 'finetune' or 'linear', not {head!r}")
         self.num_classes = num_classes
         self.num_features = embed_dim  # width of EncoderOutput.pooled
+        self.num_joints = num_joints
         self.head_kind = head
+        self.head_hidden_dim = head_hidden_dim
+        self.drop_rate = drop_rate
         self.encoder = MAMPEncoder(
             in_channels=in_channels,
             embed_dim=embed_dim,
@@ -268,15 +278,20 @@ class MAMP(nn.Module):
             attn_drop_rate=attn_drop_rate,
             drop_path_rate=drop_path_rate,
         )
-        if head == "finetune":
-            self.head: nn.Module = MAMPFinetuneHead(embed_dim, num_joints, num_classes, head_hidden_dim, drop_rate)
-            self.head.apply(_init_vit_weights)  # upstream's model-wide apply(_init_weights) reaches the head
-        else:
-            self.head = MAMPLinearHead(embed_dim, num_classes)
+        self.head: Optional[nn.Module] = self.build_classifier(num_classes) if num_classes > 0 else None
         self.encoder_frozen = (head == "linear") if freeze_encoder is None else bool(freeze_encoder)
         if self.encoder_frozen:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
+
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        """A fresh head of this model's kind: ``mamp_finetune`` or the ``bn_linear`` probe."""
+        if self.head_kind == "finetune":
+            head = MAMPFinetuneHead(self.num_features, num_classes, self.num_joints, self.head_hidden_dim,
+                                    self.drop_rate)
+            head.apply(_init_vit_weights)  # upstream's model-wide apply(_init_weights) reaches the head
+            return head
+        return BNLinearHead(self.num_features, num_classes)
 
     def train(self, mode: bool = True) -> "MAMP":
         """As nn.Module.train, but a frozen encoder stays in eval mode (no drop-path/dropout)."""
@@ -303,14 +318,6 @@ class MAMP(nn.Module):
             spatial=rearrange(tokens.mean(dim=1), "n t v d -> n d t v"),
             aux={"person_tokens": tokens},
         )
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """EncoderOutput -> logits [N, num_classes]."""
-        return self.head(feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
     def layer_id(self, name: str) -> int:
         """Layer id for layer-wise lr decay: embeddings 0, block i -> i + 1, the rest depth + 1."""

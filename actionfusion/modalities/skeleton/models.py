@@ -1,9 +1,8 @@
 """Importing this module registers every skeleton encoder with :mod:`actionfusion.registry`.
 
-``create_model`` and ``list_models`` import it on first use, so the model modules (and torch)
-load only when a model is asked for.
+Kept for callers that import it; the registry itself calls the package's ``register_parts``.
 """
 
-from . import ctrgcn, hypergcn, mamp, psumnet, stgcn, stgcnpp  # noqa: F401
+from . import register_parts
 
-__all__ = ["ctrgcn", "hypergcn", "mamp", "psumnet", "stgcn", "stgcnpp"]
+register_parts()

@@ -15,6 +15,10 @@ Follows shared/specs/skeleton-gcn.md, checked against skelemoa/psumnet@8097774
   leg 4 (64, 128 s2, 128, 256 s2);
 - the streams' logits are summed with per-benchmark weights (``ensemble.py``).
 
+The classifier of :class:`PSUMNet` is its streams' classifiers together (each stream's dropout
+and Linear, and the weighted sum): ``num_classes=0`` builds none of them, ``reset_classifier``
+replaces all of them, and ``pre_logits`` gives the streams' concatenated pooled features.
+
 Deliberate fix: the released leg graph links the right hip to the left foot and the left
 foot to SpineBase, and leaves the right foot unconnected. ``leg_graph="corrected"``
 (default) uses the true tree (SpineBase - hip - knee - ankle - foot per side);
@@ -32,7 +36,7 @@ bones as given.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +44,7 @@ from einops import rearrange
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from .graphs import SkeletonGraph, ctrgcn_partition, graph_from_edges, ntu25_graph
 from .hypergcn import MultiScaleTemporalConv
@@ -196,18 +201,21 @@ class PartBlock(nn.Module):
         return torch.relu(y if self.residual is None else y + self.residual(x))
 
 
-class PSUMNetStream(nn.Module):
-    """One PSUMNet stream ("body", "hand" or "leg") on the unified 25-joint input.
+class PSUMNetStream(Encoder):
+    """One PSUMNet stream ("body", "hand" or "leg") on the unified 25-joint input (batch key "skeleton").
 
     Args:
         stream: which part.
-        num_classes: output classes.
+        num_classes: output classes (0: no classifier).
         num_persons: M (the input BatchNorm spans M*V*12).
         leg_graph: ``"corrected"`` or ``"official"`` (leg stream only).
         part_bones: ``"local"`` recomputes the part's bone channels along its own graph,
             ``"input"`` keeps them (body stream: always as given).
         drop_rate: dropout before the classifier.
     """
+
+    input_keys = ("skeleton",)
+    classifier_name = "fc"
 
     def __init__(self, stream: str, num_classes: int = 60, num_persons: int = 2, leg_graph: str = "corrected",
                  part_bones: str = "local", drop_rate: float = 0.0) -> None:
@@ -216,6 +224,7 @@ class PSUMNetStream(nn.Module):
             raise ValueError(f"part_bones must be 'local' or 'input', not {part_bones!r}")
         graph, joints = part_graph(stream, leg_graph)
         self.stream = stream
+        self.num_classes = num_classes
         self.graph = graph
         self.num_persons = num_persons
         self.recompute_bones = part_bones == "local" and stream != "body"
@@ -230,9 +239,14 @@ class PSUMNetStream(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.num_features = in_width
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_width, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        nn.init.zeros_(self.fc.bias)
+        self.fc = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def build_classifier(self, num_classes: int) -> nn.Linear:
+        """Linear(D, num_classes), weights N(0, sqrt(2 / num_classes)), zero bias (as the release)."""
+        fc = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+        nn.init.zeros_(fc.bias)
+        return fc
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x float32 [N, M, T, 25, 12] -> EncoderOutput.
@@ -257,16 +271,14 @@ class PSUMNetStream(nn.Module):
             spatial=joints,
         )
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """EncoderOutput -> logits [N, num_classes]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """EncoderOutput -> logits [N, num_classes] (dropout, fc); ``pooled`` with ``pre_logits`` or no fc."""
+        if pre_logits or self.fc is None:
+            return feats.pooled
         return self.fc(self.drop(feats.pooled))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x float32 [N, M, T, 25, 12] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
-
-class PSUMNet(nn.Module):
+class PSUMNet(Encoder):
     """Several PSUMNet streams whose logits are summed with ensemble weights.
 
     Features: ``pooled`` and ``sequence`` concatenate the streams' features in ``streams``
@@ -279,12 +291,15 @@ class PSUMNet(nn.Module):
     end to end optimises the weighted sum instead.
 
     Args:
-        num_classes: output classes.
+        num_classes: output classes (0: no stream has a classifier; ``forward`` gives the
+            concatenated pooled features [N, 256 * S]).
         streams: which of "body", "hand", "leg".
         stream_weights: one weight per stream, or a benchmark key of ``ENSEMBLE_WEIGHTS``
             (default "ntu60_xsub": body 2, hand 1.8, leg 0.7).
         num_persons, leg_graph, part_bones, drop_rate: as :class:`PSUMNetStream`.
     """
+
+    input_keys = ("skeleton",)
 
     def __init__(self, num_classes: int = 60, streams: Sequence[str] = STREAMS,
                  stream_weights: Sequence[float] | str = "ntu60_xsub", num_persons: int = 2,
@@ -307,6 +322,19 @@ class PSUMNet(nn.Module):
         })
         self.register_buffer("stream_weights", torch.tensor(weights, dtype=torch.float32))
         self.num_features = sum(stream.num_features for stream in self.streams.values())
+        self.num_classes = num_classes
+
+    def get_classifier(self) -> Optional[nn.ModuleDict]:
+        """{stream: its Linear}, None without classifiers."""
+        if self.num_classes == 0:
+            return None
+        return nn.ModuleDict({name: stream.fc for name, stream in self.streams.items()})
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier in every stream (0: none)."""
+        for stream in self.streams.values():
+            stream.reset_classifier(num_classes)
+        self.num_classes = int(num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x float32 [N, M, T, 25, 12] -> EncoderOutput (streams concatenated, see class doc)."""
@@ -320,18 +348,19 @@ class PSUMNet(nn.Module):
 
     def stream_logits(self, feats: EncoderOutput) -> dict[str, torch.Tensor]:
         """Each stream's unweighted logits [N, num_classes] from concatenated features."""
+        if self.num_classes == 0:
+            raise RuntimeError("this PSUMNet has no classifiers (num_classes=0): call reset_classifier(n) first")
         widths = [stream.num_features for stream in self.streams.values()]
         parts = torch.split(feats.pooled, widths, dim=-1)
         return {name: stream.fc(stream.drop(part)) for (name, stream), part in zip(self.streams.items(), parts)}
 
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """EncoderOutput -> weighted sum of stream logits [N, num_classes]."""
+    def forward_head(self, feats: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        """EncoderOutput -> weighted sum of stream logits [N, num_classes]; the concatenated
+        pooled features [N, 256 * S] with ``pre_logits`` or without classifiers."""
+        if pre_logits or self.num_classes == 0:
+            return feats.pooled
         logits = self.stream_logits(feats).values()
         return sum(w * l for w, l in zip(self.stream_weights, logits))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x float32 [N, M, T, 25, 12] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("psumnet", modality="skeleton")

@@ -1,7 +1,8 @@
-"""Pooling of a GCN's joint features into an :class:`EncoderOutput`, and the linear classifier.
+"""Pooling of a GCN's joint features into an :class:`EncoderOutput`, and the GCNs' shared forward.
 
 Every skeleton GCN ends the same way (CTR-GCN, ST-GCN, pyskl's ``GCNHead``): global
-average over persons, frames and joints, dropout, one fully connected layer.
+average over persons, frames and joints, then the registered ``linear`` head (dropout, one
+fully connected layer; :class:`~actionfusion.modalities.heads.LinearHead`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
-from .gcn_blocks import init_head_linear
+from ..heads import LinearHead
 
 
 def pool_joint_features(x: torch.Tensor, num_persons: int) -> EncoderOutput:
@@ -33,40 +35,28 @@ def pool_joint_features(x: torch.Tensor, num_persons: int) -> EncoderOutput:
     return EncoderOutput(sequence=sequence, pooled=pooled, spatial=spatial)
 
 
-class SkeletonClassifierHead(nn.Module):
-    """Dropout then a linear layer on the pooled feature: [N, D] -> logits [N, num_classes]."""
-
-    def __init__(
-        self, in_features: int, num_classes: int, drop_rate: float = 0.0, init_std: Optional[float] = None
-    ) -> None:
-        super().__init__()
-        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.fc = nn.Linear(in_features, num_classes)
-        init_head_linear(self.fc, init_std)
-
-    def forward(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats.pooled: [N, D] -> logits [N, num_classes]."""
-        return self.fc(self.drop(feats.pooled))
-
-
-class StackedGCN(nn.Module):
+class StackedGCN(Encoder):
     """The forward shared by GCNs that are: input BatchNorm -> ``blocks`` -> joint pooling -> ``head``.
 
-    Subclasses set ``data_bn`` (input [N, M, T, V, C] -> [N*M, C, T, V]), ``blocks`` and ``head``.
+    Subclasses set ``data_bn`` (input [N, M, T, V, C] -> [N*M, C, T, V]), ``blocks``,
+    ``num_features``, ``drop_rate`` and ``head`` (``self.build_classifier(num_classes)``, None
+    for ``num_classes=0``), and define :meth:`classifier_init_std`.
     """
 
+    input_keys = ("skeleton",)
     data_bn: nn.Module
     blocks: nn.Module
-    head: SkeletonClassifierHead
+    head: Optional[LinearHead]
+    drop_rate: float
+
+    def classifier_init_std(self, num_classes: int) -> Optional[float]:  # pragma: no cover - abstract
+        """The std of the classifier's Normal init (None: PyTorch's default)."""
+        raise NotImplementedError
+
+    def build_classifier(self, num_classes: int) -> LinearHead:
+        """Dropout + Linear over the pooled feature (the reference's initialisation)."""
+        return LinearHead(self.num_features, num_classes, self.drop_rate, self.classifier_init_std(num_classes))
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x: [N, M, T, V, C] -> EncoderOutput (D = the last block's width, T' = ceil(T / 4))."""
         return pool_joint_features(self.blocks(self.data_bn(x)), x.shape[1])
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from ...registry import register_model
+from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from ..heads import LinearHead
 from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual
 from .graphs import SkeletonGraph, ntu25_graph, stgcn_spatial_partition
-from .skeleton_head import SkeletonClassifierHead, pool_joint_features
+from .skeleton_head import pool_joint_features
 
 # Widths and temporal strides of the 10 st_gcn blocks (net/st_gcn.py Model).
 STGCN_STAGES = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
@@ -89,16 +91,19 @@ class STGCNBlock(nn.Module):
         return torch.relu_(add_residual(self.tcn(self.gcn(x, a)), x, self.residual))
 
 
-class STGCN(nn.Module):
+class STGCN(Encoder):
     """ST-GCN encoder and classifier.
 
-    Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
-    (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]); ``forward`` gives logits.
+    Input [N, M, T, V, C] float32 (batch key "skeleton"); ``forward_features`` gives an
+    EncoderOutput of width 256 (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]);
+    ``forward`` gives logits (``num_classes=0``: no head, the pooled feature [N, 256]).
     ``drop_rate`` is dropout before the classifier (0 in the reference, whose dropout is
     ``block_dropout`` inside the blocks). ``partition="corrected"`` uses the true hop
     distances to the centre; ``"official"`` the reference's truncated ones
     (:func:`stgcn_official_partition`). ``adjacency`` [K, V, V] overrides both.
     """
+
+    input_keys = ("skeleton",)
 
     def __init__(
         self,
@@ -121,6 +126,7 @@ class STGCN(nn.Module):
             a = stgcn_official_partition(ntu25_graph("A"))
         self.register_buffer("A", torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
         self.num_classes = num_classes
+        self.drop_rate = drop_rate
         self.num_joints = int(a.shape[-1])
         self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False)
         blocks = []
@@ -135,8 +141,12 @@ class STGCN(nn.Module):
         else:
             self.edge_importance = None
         self.num_features = c_in
-        self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=_STGCN_INIT_STD)
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
         self.reset_parameters()
+
+    def build_classifier(self, num_classes: int) -> LinearHead:
+        """Dropout + Linear, weights N(0, 0.02) as the reference's weights_init."""
+        return LinearHead(self.num_features, num_classes, self.drop_rate, init_std=_STGCN_INIT_STD)
 
     def reset_parameters(self) -> None:
         """The reference training script's init: convolutions N(0, 0.02), BN gamma N(1, 0.02)."""
@@ -161,14 +171,6 @@ class STGCN(nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, self.block_adjacency(i))
         return pool_joint_features(h, x.shape[1])
-
-    def forward_head(self, feats: EncoderOutput) -> torch.Tensor:
-        """feats -> logits [N, num_classes]."""
-        return self.head(feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, M, T, V, C] -> logits [N, num_classes]."""
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("stgcn", modality="skeleton")

@@ -20,7 +20,7 @@ from torch import nn
 from ...registry import register_model
 from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual
 from .graphs import ctrgcn_partition, ntu25_graph
-from .skeleton_head import SkeletonClassifierHead, StackedGCN
+from .skeleton_head import StackedGCN
 
 # Widths and temporal strides: 10 stages, base 64, doubled and strided at stages 5 and 8 (pyskl STGCN).
 STGCNPP_STAGES = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
@@ -75,8 +75,9 @@ class STGCNPPBlock(nn.Module):
 class STGCNPP(StackedGCN):
     """ST-GCN++ encoder and classifier.
 
-    Input [N, M, T, V, C] float32; ``forward_features`` gives an EncoderOutput of width 256
-    (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]); ``forward`` gives logits.
+    Input [N, M, T, V, C] float32 (batch key "skeleton"); ``forward_features`` gives an
+    EncoderOutput of width 256 (sequence [N, ceil(T/4), 256], spatial [N, 256, ceil(T/4), V]);
+    ``forward`` gives logits (``num_classes=0``: no head, the pooled feature [N, 256]).
     ``tcn_dropout`` is pyskl's per-block MS-TCN dropout (0 in the ST-GCN++ configs, never
     in block 1); ``drop_rate`` the classifier's dropout (pyskl GCNHead default 0).
     """
@@ -92,6 +93,7 @@ class STGCNPP(StackedGCN):
         super().__init__()
         a = ctrgcn_partition(ntu25_graph("B")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
         self.num_classes = num_classes
+        self.drop_rate = drop_rate
         self.num_joints = int(a.shape[-1])
         self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False)
         blocks = []
@@ -103,7 +105,11 @@ class STGCNPP(StackedGCN):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.num_features = c_in
-        self.head = SkeletonClassifierHead(c_in, num_classes, drop_rate, init_std=_GCN_HEAD_INIT_STD)
+        self.head = self.build_classifier(num_classes) if num_classes > 0 else None
+
+    def classifier_init_std(self, num_classes: int) -> float:
+        """pyskl GCNHead's 0.01."""
+        return _GCN_HEAD_INIT_STD
 
 
 @register_model("stgcnpp", modality="skeleton")
