@@ -128,6 +128,9 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
             metrics = json.loads(done.read_text())
         else:
             datasets = labelled_datasets(run_cfg, percent if protocol == "semi" else None, seed)
+            if protocol == "semi":
+                run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(run_dir / "labelled_subset.json", list(datasets["train"].names))
             metrics = train(run_cfg, run_dir, resume=resume or (run_dir / "checkpoints").is_dir(), progress=progress,
                             datasets=datasets)
             metrics["train_samples"] = len(datasets["train"])
