@@ -137,7 +137,8 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
         runs.append({"seed": seed, "top1": metrics["top1"], "top5": metrics["top5"],
                      "mean_class_accuracy": metrics["mean_class_accuracy"], "best_epoch": metrics.get("best_epoch"),
                      "train_samples": metrics.get("train_samples")})
-    result: Dict[str, Any] = {"protocol": protocol, "pretrained": pretrained, "percent": percent, "runs": runs,
+    result: Dict[str, Any] = {"protocol": protocol, "pretrained": pretrained,
+                              "percent": percent if protocol == "semi" else None, "runs": runs,
                               "top1": _mean_std([r["top1"] for r in runs]),
                               "mean_class_accuracy": _mean_std([r["mean_class_accuracy"] for r in runs])}
     _plot_trained(run_cfg, work_dir / f"seed_{int(cfg.seed)}", work_dir)
