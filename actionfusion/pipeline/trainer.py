@@ -1,19 +1,16 @@
-"""``train`` and ``evaluate``: the supervised pipeline from a config to metrics and checkpoints.
+"""``train`` and ``evaluate``: supervised training (the ``cross_entropy`` objective, or any objective
+that reads labels) through the one engine (:mod:`.engine`), from a config to metrics and checkpoints.
 
 Outputs of :func:`train` in ``work_dir``: ``config.yaml`` (resolved), ``checkpoints/epoch_NNNN``
-(every epoch, atomic, newest ``train.keep_last`` kept), ``best.safetensors`` (highest validation
-top-1; the test split is never used for selection), ``history.json``, ``tb/`` (TensorBoard), and
-after training the best weights' ``metrics.json`` (val and test), ``confusion.png``,
-``per_class.csv``/``.md`` and ``scores_test.npy`` + ``labels_test.npy`` + ``names_test.json``
-(for late fusion).
+(every epoch, atomic, newest ``train.keep_last`` kept), ``best.safetensors`` (the epoch that
+``train.select_by`` picks: highest ``val/top1`` by default; the test split is never used for
+selection), ``history.json``, ``train.log``, ``tb/`` (TensorBoard), and after training the selected
+weights' ``metrics.json`` (val and test), ``confusion.png``, ``per_class.csv``/``.md`` and
+``scores_test.npy`` + ``labels_test.npy`` + ``names_test.json`` (for late fusion).
 
-Exact resume: all data randomness is keyed by (seed, epoch, index), the sample order by
-(seed, epoch), and the torch RNG is reseeded from (seed, epoch) at each epoch start; the
-learning rate is a closed form of the global step. A run killed anywhere restarts its
-interrupted epoch from the last checkpoint and ends bit-identical on CPU.
-
-Distributed: launch with ``torchrun --nproc_per_node N -m actionfusion train CONFIG``;
-``data.batch_size`` is the global batch.
+``model.pretrained`` (``--pretrained``) starts the model from an encoder written by
+``actionfusion pretrain``. Exact resume and DDP are the engine's (see :mod:`.engine`); launch with
+``torchrun --nproc_per_node N -m actionfusion train CONFIG``; ``data.batch_size`` is the global batch.
 """
 
 from __future__ import annotations
