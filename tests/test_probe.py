@@ -5,7 +5,6 @@ semi-supervised subsets differ per seed and cover every class."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -162,6 +162,7 @@ def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: 
     if "test" in loaders:
         knn = knn_scores(model, loaders["train_eval"], loaders["test"], ctx, use_amp)
         results["test_knn_top1"] = {str(k): v for k, v in knn.items()}
+    test_features = pooled_features(model, loaders["test"], ctx, amp=use_amp) if "test" in loaders else None
     if ctx.is_main:
         save_weights(work_dir / ENCODER_WEIGHTS, model, {"model": cfg.model.name, "objective": cfg.objective.name})
         if objective.state_dict():
@@ -173,21 +174,17 @@ def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: 
             "load_with": f"--set model.pretrained={work_dir / ENCODER_WEIGHTS}",
         })
         atomic_write_json(work_dir / "metrics.json", results)
-        if "test" in loaders:
-            _plot_test_embedding(model, loaders["test"], datasets["test"], ctx, use_amp, work_dir, cfg.seed)
+        if test_features is not None:
+            from .protocols.embedding_plot import plot_embedding
+
+            features, labels = test_features
+            plot_embedding(features, labels, class_names_of(datasets["test"], labels), work_dir / "embedding_test.png",
+                           seed=cfg.seed)
     if "test_knn_top1" in results:
         run.log.line("test kNN top-1: " + "  ".join(f"k={k} {100 * v:.2f}" for k, v in results["test_knn_top1"].items()))
     run.log.close()
     barrier(ctx)
     return results
-
-
-def _plot_test_embedding(model: torch.nn.Module, loader: Any, dataset: Any, ctx: DistContext, amp: bool,
-                         work_dir: Path, seed: int) -> None:
-    from .protocols.embedding_plot import plot_embedding
-
-    features, labels = pooled_features(model, loader, ctx, amp=amp)
-    plot_embedding(features, labels, class_names_of(dataset, labels), work_dir / "embedding_test.png", seed=seed)
 
 
 def class_names_of(dataset: Any, labels: Any) -> list:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -159,10 +158,10 @@ def _plot_features(cfg: ExperimentConfig, model: torch.nn.Module, work_dir: Path
 
     ctx = init_distributed()
     try:
+        test = build_datasets(cfg)["test"]
+        loader = build_eval_loader(test, ctx, int(cfg.data.batch_size), int(cfg.data.num_workers))
+        features, labels = pooled_features(model.to(ctx.device), loader, ctx)  # a collective: every rank
         if ctx.is_main:
-            test = build_datasets(cfg)["test"]
-            loader = build_eval_loader(test, ctx, int(cfg.data.batch_size), int(cfg.data.num_workers))
-            features, labels = pooled_features(model.to(ctx.device), loader, ctx)
             plot_embedding(features, labels, class_names_of(test, labels), work_dir / "embedding_test.png", seed=cfg.seed)
         barrier(ctx)
     finally:
@@ -199,8 +198,8 @@ def run_knn_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_dir:
         scores = knn_scores(model, bank, test, ctx, amp=False)
         result = {"protocol": "knn", "pretrained": pretrained, "top1": {str(k): v for k, v in scores.items()},
                   "bank_samples": len(datasets["train_eval"]), "test_samples": len(datasets["test"])}
+        features, labels = pooled_features(model, test, ctx)  # a collective: every rank
         if ctx.is_main:
-            features, labels = pooled_features(model, test, ctx)
             from .protocols.embedding_plot import plot_embedding
 
             plot_embedding(features, labels, class_names_of(datasets["test"], labels), work_dir / "embedding_test.png",
@@ -253,7 +252,8 @@ def run_fewshot_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_
         else:
             summary = evaluate_episodes(features, labels, [episode])
             result["ntu120_one_shot"] = {"accuracy": summary["accuracy_mean"]}
-    plot_embedding(features, labels, class_names_of(test, labels), work_dir / "embedding_test.png", seed=cfg.seed)
+    if int(os.environ.get("RANK", "0")) == 0:
+        plot_embedding(features, labels, class_names_of(test, labels), work_dir / "embedding_test.png", seed=cfg.seed)
     return result
 
 
