@@ -18,24 +18,13 @@ from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
+from ..modalities.skeleton.mamp import init_vit_weights
 from ..modalities.skeleton.transformer_blocks import TransformerBlock
 
 # maoyunyao/MAMP pretrain_mamp_t120 configs: 3 decoder blocks for NTU60 (layer8+3), 5 for NTU120/PKU.
 MAMP_DECODER_DEPTH_NTU60 = 3
 MAMP_DECODER_DEPTH_NTU120 = 5
 MAMP_DECODER_EMBED_STD = 0.02  # trunc_normal_ std of the mask token and the decoder's embeddings
-
-
-def _init_decoder_weights(module: nn.Module) -> None:
-    # Upstream's _init_weights, applied model-wide: xavier-uniform Linear weights, zero biases,
-    # unit LayerNorms.
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 class MAMPDecoder(nn.Module):
@@ -83,7 +72,7 @@ class MAMPDecoder(nn.Module):
         trunc_normal_(self.mask_token, std=MAMP_DECODER_EMBED_STD)
         trunc_normal_(self.decoder_temp_embed, std=MAMP_DECODER_EMBED_STD)
         trunc_normal_(self.decoder_pos_embed, std=MAMP_DECODER_EMBED_STD)
-        self.apply(_init_decoder_weights)
+        self.apply(init_vit_weights)  # upstream applies _init_weights model-wide
 
     @property
     def num_tokens(self) -> int:

@@ -7,7 +7,7 @@ K > 1 clips per sample (pyskl's ``average_clips="prob"``); they are what late fu
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import numpy as np
 import torch
@@ -36,36 +36,48 @@ def logits_of(model: nn.Module, x: ModelInput) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, ctx: DistContext, num_classes: int, amp: bool = False,
-            progress: bool = False, desc: str = "eval") -> Tuple[np.ndarray, np.ndarray]:
-    """(dataset indices int64 [N], probabilities float32 [N, C]) of the whole split, every rank.
+def per_sample_outputs(model: nn.Module, loader: DataLoader, ctx: DistContext,
+                       output: Callable[[nn.Module, ModelInput], torch.Tensor], width: int, amp: bool = False,
+                       progress: bool = False, desc: str = "eval") -> Tuple[np.ndarray, np.ndarray]:
+    """(dataset indices int64 [N], outputs float32 [N, width]) of the whole split, on every rank.
 
-    Batches hold the model's input keys, e.g. "skeleton" [B, M, T, V, C] or, multi-clip,
-    [B, K, M, T, V, C] (see :data:`~actionfusion.pipeline.model_inputs.SINGLE_CLIP_RANK`).
+    ``output(model, x)`` gives [B * K, width] for a batch of B samples with K clips each (``x`` has
+    the clips folded into the batch); a sample's K rows are averaged. The model runs in eval mode,
+    outside DDP (shards may hold different numbers of batches, and a DDP forward can run
+    collectives that would then wait forever); rank 0's buffers are broadcast first.
     """
-    # Evaluation bypasses the DDP wrapper: shards may hold different numbers of batches, and a
-    # DDP forward can run collectives (buffer broadcast) that would then wait forever.
     broadcast_buffers(model, ctx)
     model = unwrap_ddp(model)
     keys = model_input_keys(model)
     was_training = model.training
     model.eval()
-    indices, scores = [], []
+    indices, values = [], []
     batches: Iterator[Dict[str, Any]] = iter(loader)
     if progress and ctx.is_main:
         batches = tqdm(batches, total=len(loader), desc=desc, leave=False, dynamic_ncols=True)
     for batch in batches:
         x, clips = flatten_clips(batch_inputs(batch, keys, ctx.device), keys)
         with autocast_context(ctx, amp):
-            logits = logits_of(model, x).float()
-        probabilities = rearrange(torch.softmax(logits, dim=-1), "(b k) c -> b k c", k=clips).mean(dim=1)
+            rows = output(model, x).float()
+        values.append(rearrange(rows, "(b k) c -> b k c", k=clips).mean(dim=1))
         indices.append(torch.as_tensor(batch["index"], dtype=torch.int64))
-        scores.append(probabilities)
     model.train(was_training)
     local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.int64)
-    # A rank with no samples (more ranks than samples) still sends a [0, C] block to the gather.
-    local_scores = torch.cat(scores) if scores else torch.zeros((0, num_classes), device=ctx.device)
-    return gather_predictions(local_indices, local_scores, ctx)
+    # A rank with no samples (more ranks than samples) still sends a [0, width] block to the gather.
+    local_values = torch.cat(values) if values else torch.zeros((0, width), device=ctx.device)
+    return gather_predictions(local_indices, local_values, ctx)
+
+
+def predict(model: nn.Module, loader: DataLoader, ctx: DistContext, num_classes: int, amp: bool = False,
+            progress: bool = False, desc: str = "eval") -> Tuple[np.ndarray, np.ndarray]:
+    """(dataset indices int64 [N], probabilities float32 [N, C]) of the whole split, every rank.
+
+    Batches hold the model's input keys, e.g. "skeleton" [B, M, T, V, C] or, multi-clip,
+    [B, K, M, T, V, C] (see :data:`~actionfusion.pipeline.model_inputs.SINGLE_CLIP_RANK`); the
+    probabilities of a sample's clips are averaged.
+    """
+    return per_sample_outputs(model, loader, ctx, lambda m, x: torch.softmax(logits_of(m, x).float(), dim=-1),
+                              num_classes, amp=amp, progress=progress, desc=desc)
 
 
 def nll_of_probabilities(scores: np.ndarray, labels: np.ndarray) -> float:

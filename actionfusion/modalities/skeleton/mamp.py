@@ -64,9 +64,10 @@ def patchify_skeleton(x: torch.Tensor, segment_frames: int = MAMP_SEGMENT_FRAMES
     return rearrange(x, "b (t u) v c -> b t v (u c)", u=segment_frames)
 
 
-def _init_vit_weights(module: nn.Module) -> None:
-    # Upstream's _init_weights: xavier-uniform Linear weights, zero biases, unit LayerNorms
-    # (the patch-embedding Conv2d keeps PyTorch's default init, as upstream).
+def init_vit_weights(module: nn.Module) -> None:
+    """Upstream's ``_init_weights`` (``module.apply(init_vit_weights)``): xavier-uniform Linear weights,
+    zero biases, unit LayerNorms; the patch-embedding Conv2d keeps PyTorch's default init, as upstream.
+    The pretraining decoder (:mod:`actionfusion.objectives.mamp_decoder`) uses it too."""
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
@@ -125,7 +126,7 @@ class MAMPEncoder(nn.Module):
             for rate in rates
         )
         self.norm = nn.LayerNorm(embed_dim)
-        self.apply(_init_vit_weights)
+        self.apply(init_vit_weights)
         trunc_normal_(self.temporal_embed, std=MAMP_EMBED_STD)
         trunc_normal_(self.spatial_embed, std=MAMP_EMBED_STD)
 
@@ -289,7 +290,7 @@ class MAMP(Encoder):
         if self.head_kind == "finetune":
             head = MAMPFinetuneHead(self.num_features, num_classes, self.num_joints, self.head_hidden_dim,
                                     self.drop_rate)
-            head.apply(_init_vit_weights)  # upstream's model-wide apply(_init_weights) reaches the head
+            head.apply(init_vit_weights)  # upstream's model-wide apply(_init_weights) reaches the head
             return head
         return BNLinearHead(self.num_features, num_classes)
 
