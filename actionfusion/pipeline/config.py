@@ -209,9 +209,10 @@ class TrainConfig:
     # loader workers (at least 1). Two spinning threads on a core that a loader worker or another
     # process also wants made a CPU step 2-10x slower (measured on 2 cores).
     cpu_threads: Optional[int] = None
-    # Which weights the final evaluation uses: "val_top1" (the epoch with the best validation top-1,
-    # the default) or "last" (the final epoch; validation is still measured and logged). "last"
-    # is for validation splits too small to rank epochs, e.g. 45 synthetic clips (2.2% steps).
+    # Which weights the final evaluation uses: a validation metric ("val/top1", the default; "val/loss"
+    # is minimised, every other metric maximised; pretraining offers "val/loss" and "val/knn_top1")
+    # or "last" (the final epoch; validation is still measured and logged). "last" is for validation
+    # splits too small to rank epochs, e.g. 45 synthetic clips (2.2% steps).
     select_by: str = "val/top1"
     # Pretraining: an online kNN monitor (cosine, k = 1, train bank vs validation) every
     # ``knn_every`` epochs (0 = off); it is what ``select_by: val/knn_top1`` reads.
