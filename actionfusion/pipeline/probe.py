@@ -6,8 +6,9 @@ downstream config (model, data, fine-tune recipe) and ``encoder.safetensors`` wh
 the same protocol and budget):
 
 * ``linear``: the encoder frozen (eval mode), BatchNorm1d(affine=False) + Linear on its pooled
-  feature (``linear_probe`` model, ``bn_linear`` head); MAMP's recipe: SGD momentum 0.9, lr 0.1,
-  no weight decay, cosine, no label smoothing (:data:`LINEAR_RECIPE`); epochs from the config.
+  feature (``linear_probe`` model, ``bn_linear`` head); MAMP's recipe: SGD momentum 0.9, lr 0.1 at
+  batch 256 (scaled linearly to the config's batch), no weight decay, 100 epochs, cosine, no label
+  smoothing (:data:`LINEAR_RECIPE`).
 * ``knn``: cosine kNN of the test split's L2-normalised pooled features against the training
   clips' (no augmentation), k in 1, 2, 5, 10. No training.
 * ``finetune``: the whole model from the pretrained encoder with the config's recipe and
@@ -48,12 +49,16 @@ PathLike = Union[str, Path]
 
 PROTOCOLS = ("linear", "knn", "finetune", "semi", "fewshot")
 LINEAR_RECIPE: Dict[str, Any] = {
-    "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
-              "layer_decay": None, "lr_mult": {}},
-    "schedule": {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0},
+    "optim": {"name": "sgd", "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "layer_decay": None,
+              "lr_mult": {}},
+    "schedule": {"name": "cosine", "epochs": 100, "warmup_epochs": 0, "milestones": [], "min_lr": 0.0},
     "train": {"label_smoothing": 0.0},
 }
-"""MAMP's ``main_linprobe.py`` recipe (batch and epochs stay the config's)."""
+"""MAMP's ``main_linprobe.py`` recipe: SGD momentum 0.9, no weight decay, 100 epochs, cosine, no
+label smoothing; the learning rate is :data:`LINEAR_BASE_LR` at batch 256, scaled linearly to the
+config's batch (``--epochs`` replaces the 100)."""
+LINEAR_BASE_LR = 0.1
+LINEAR_BASE_BATCH = 256
 FINETUNE_LAYER_DECAY = 0.8
 FEWSHOT_SETTINGS = ((5, 1), (5, 5))
 FEWSHOT_QUERIES = 15
@@ -80,6 +85,9 @@ def protocol_config(cfg: ExperimentConfig, protocol: str, pretrained: Optional[s
     model = data["model"]
     if protocol == "linear":
         data = _merge(data, LINEAR_RECIPE)
+        data["optim"]["lr"] = LINEAR_BASE_LR * int(data["data"]["batch_size"]) / LINEAR_BASE_BATCH
+        if epochs is not None:
+            data["schedule"]["epochs"] = int(epochs)
         data["model"] = {"name": "linear_probe", "num_classes": model["num_classes"],
                          "kwargs": {"encoder": {"name": model["name"], "kwargs": model["kwargs"]}, "head": "bn_linear"},
                          "init": {"encoder": pretrained} if pretrained else {}, "pretrained": None}
