@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi or fewshot",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), e.g. configs/synthetic/mamp.yaml")
+    p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), e.g. configs/synthetic/mamp_probe.yaml")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="encoder.safetensors from `actionfusion pretrain` (omit for the random-init baseline)")
     p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot"))
