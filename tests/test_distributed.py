@@ -135,3 +135,35 @@ def test_ddp_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     alone = evaluate(cfg, tmp_path / "ddp_bn" / "best.safetensors", progress=False, datasets=tiny_datasets())
     assert alone["top1"] == bn["test"]["top1"]
     assert alone["loss"] == pytest.approx(bn["test"]["loss"], rel=1e-5)
+
+
+def test_ddp_pretraining_matches_one_process(tmp_path):
+    """``pretrain`` under torchrun: the objective's own parameters are synchronised with the model's,
+    the validation loss and the kNN monitor gather every rank's samples, and a deterministic
+    objective ends where one process does."""
+    from actionfusion.pipeline.pretrain import pretrain
+    from trainer_standins import tiny_pretrain_config
+
+    ddp = _launch(tmp_path / "ddp", "--pretrain", "--epochs", "2", "--batch", "8", ranks=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = pretrain(tiny_pretrain_config(2, 8), tmp_path / "single", progress=False, datasets=tiny_datasets())
+    finally:
+        torch.set_num_threads(threads)
+    out, err = ddp.communicate(timeout=150)
+    assert ddp.returncode == 0, err.decode()[-4000:]
+    both = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert (single["world_size"], both["world_size"]) == (1, 2)
+    assert single["test_knn_top1"] == both["test_knn_top1"]
+    for name in ("encoder.safetensors", "objective.safetensors"):
+        a, b = load_file(str(tmp_path / "single" / name)), load_file(str(tmp_path / "ddp" / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    ha = json.loads((tmp_path / "single" / "history.json").read_text())
+    hb = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    for x, y in zip(ha, hb):
+        assert x["val_knn_top1"] == y["val_knn_top1"]
+        assert x["val_loss"] == pytest.approx(y["val_loss"], rel=1e-4)
+        assert x["train_mse"] == pytest.approx(y["train_mse"], rel=1e-4)

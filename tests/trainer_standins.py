@@ -136,6 +136,48 @@ def tiny_datasets(train_size: int = 40, pause: Optional[tuple] = None, test_clip
     }
 
 
+TINY_OBJECTIVE = "_tiny_mean_pose"
+
+
+class TinyMeanPoseObjective(torch.nn.Module):
+    """Self-supervised stand-in objective: a linear decoder of its own predicts each clip's mean pose
+    from the pooled feature (MSE). Deterministic, so a run needs no random stream of its own."""
+
+    needs_labels = False
+    num_views = 1
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.decoder = nn.Linear(width, 25 * 3)
+
+    def forward(self, model: nn.Module, batch: Dict[str, Any]) -> Any:
+        from actionfusion.objectives import ObjectiveOutput
+
+        device = next(model.parameters()).device
+        x = batch["skeleton"].to(device)
+        target = x.mean(dim=(1, 2)).flatten(1)
+        loss = (self.decoder(model.forward_features(x).pooled) - target).pow(2).mean()
+        return ObjectiveOutput(loss=loss, losses={"mse": loss.detach()}, batch_size=int(x.shape[0]))
+
+
+try:
+    from actionfusion.objectives import register_objective
+
+    register_objective(TINY_OBJECTIVE)(TinyMeanPoseObjective)
+except ValueError:  # this module was imported a second time under another name
+    pass
+
+
+def tiny_pretrain_config(epochs: int = 2, batch_size: int = 8) -> ExperimentConfig:
+    """The tiny config with the stand-in objective and no head (``actionfusion pretrain``)."""
+    raw = tiny_config(epochs=epochs, batch_size=batch_size).to_dict()
+    raw["objective"] = {"name": TINY_OBJECTIVE, "kwargs": {}}
+    raw["model"] = {**raw["model"], "num_classes": 0, "kwargs": {"aux_weight": 0.0, "drop_rate": 0.0}}
+    raw["optim"] = {**raw["optim"], "name": "adamw", "lr": 0.01}
+    raw["train"] = {**raw["train"], "amp": False, "select_by": "val/knn_top1", "knn_every": 1}
+    return ExperimentConfig.from_dict(raw)
+
+
 def main(argv: Optional[list] = None) -> int:
     from actionfusion.pipeline.trainer import train
 
@@ -148,11 +190,19 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--use-bn", action="store_true")
     parser.add_argument("--pause-epoch", type=int, default=None)
     parser.add_argument("--marker", default=None)
+    parser.add_argument("--pretrain", action="store_true", help="run `pretrain` with the stand-in objective")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     pause = (args.pause_epoch, 0.2, args.marker) if args.pause_epoch is not None else None
     cfg = tiny_config(epochs=args.epochs, batch_size=args.batch,
                       model={"kwargs": {"aux_weight": 0.01, "drop_rate": args.drop_rate, "use_bn": args.use_bn}})
+    if args.pretrain:
+        from actionfusion.pipeline.pretrain import pretrain
+
+        results = pretrain(tiny_pretrain_config(args.epochs, args.batch), args.work_dir, resume=args.resume,
+                           progress=False, datasets=tiny_datasets(pause=pause))
+        print(json.dumps(results, sort_keys=True))
+        return 0
     results = train(cfg, args.work_dir, resume=args.resume, progress=False, datasets=tiny_datasets(pause=pause))
     print(json.dumps(results, sort_keys=True))
     return 0
