@@ -30,6 +30,7 @@ Unlike timm, the classifier's dropout is part of the classifier: ``pre_logits=Tr
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any, Optional, Tuple
 
 import torch
@@ -76,7 +77,7 @@ def _device_of(module: nn.Module) -> Optional[torch.device]:
     return None
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, metaclass=ABCMeta):
     """Base class of the registered models (see the module docstring).
 
     A subclass sets ``input_keys`` (on the class, or per instance in ``__init__``),
@@ -92,12 +93,17 @@ class Encoder(nn.Module):
     num_classes: int
     classifier_name: str = "head"
 
-    def forward_features(self, x: Any) -> EncoderOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward_features(self, x: Any) -> EncoderOutput:
+        """The model's input -> EncoderOutput (sequence, pooled [B, num_features], ...)."""
 
-    def build_classifier(self, num_classes: int) -> nn.Module:  # pragma: no cover - abstract
-        """A freshly initialised classifier for ``num_classes`` (> 0) outputs."""
-        raise NotImplementedError
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        """A freshly initialised classifier for ``num_classes`` (> 0) outputs.
+
+        What :meth:`reset_classifier` installs; a model whose classifiers live in sub-models
+        (EPAM-Net's two streams) overrides ``reset_classifier`` instead and never calls this.
+        """
+        raise TypeError(f"{type(self).__name__} defines no build_classifier: override it, or reset_classifier")
 
     def get_classifier(self) -> Optional[nn.Module]:
         """The classifier module, None without one (timm's ``get_classifier``)."""

@@ -23,6 +23,7 @@ so DistributedDataParallel synchronises the gradients of the model and of the ob
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
 
@@ -51,7 +52,7 @@ class ObjectiveOutput:
     batch_size: int = 0
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, metaclass=ABCMeta):
     """Base class of objectives: ``forward(model, batch) -> ObjectiveOutput``.
 
     Attributes a subclass may set:
@@ -63,8 +64,9 @@ class Objective(nn.Module):
     needs_labels: bool = True
     num_views: int = 1
 
-    def forward(self, model: nn.Module, batch: Mapping[str, Any]) -> ObjectiveOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, model: nn.Module, batch: Mapping[str, Any]) -> ObjectiveOutput:
+        """One batch -> the loss to optimise, its named parts and per-batch metrics."""
 
     @staticmethod
     def device_of(model: nn.Module) -> torch.device:

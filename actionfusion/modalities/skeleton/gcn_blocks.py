@@ -229,3 +229,12 @@ class MixedScaleTCN(nn.Module):
 def ctrgcn_fc_std(num_classes: int) -> float:
     """CTR-GCN's classifier init std, ``sqrt(2 / num_classes)``."""
     return math.sqrt(2.0 / num_classes)
+
+
+def ctrgcn_classifier(in_features: int, num_classes: int) -> nn.Linear:
+    """Linear(in_features, num_classes) initialised as CTR-GCN's lineage does (Hyper-GCN, PSUMNet):
+    weights N(0, sqrt(2 / num_classes)), zero bias."""
+    fc = nn.Linear(in_features, num_classes)
+    nn.init.normal_(fc.weight, 0.0, ctrgcn_fc_std(num_classes))
+    nn.init.zeros_(fc.bias)
+    return fc

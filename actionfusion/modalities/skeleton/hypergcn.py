@@ -21,7 +21,6 @@ Hyper-GCN's replicate or CTR-GCN's zero padding).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -32,6 +31,7 @@ from torch import nn
 from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from .gcn_blocks import ctrgcn_classifier
 from .graphs import SkeletonGraph, ntu25_graph
 from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
 
@@ -308,10 +308,7 @@ class HyperGCN(Encoder):
 
     def build_classifier(self, num_classes: int) -> nn.Linear:
         """Linear(D, num_classes), weights N(0, sqrt(2 / num_classes)), zero bias (as the release)."""
-        fc = nn.Linear(self.num_features, num_classes)
-        nn.init.normal_(fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        nn.init.zeros_(fc.bias)
-        return fc
+        return ctrgcn_classifier(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x float32 [N, M, T, V, C] -> EncoderOutput.

@@ -35,7 +35,6 @@ bones as given.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -46,6 +45,7 @@ from torch import nn
 from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from .gcn_blocks import ctrgcn_classifier
 from .graphs import SkeletonGraph, ctrgcn_partition, graph_from_edges, ntu25_graph
 from .hypergcn import MultiScaleTemporalConv
 
@@ -243,10 +243,7 @@ class PSUMNetStream(Encoder):
 
     def build_classifier(self, num_classes: int) -> nn.Linear:
         """Linear(D, num_classes), weights N(0, sqrt(2 / num_classes)), zero bias (as the release)."""
-        fc = nn.Linear(self.num_features, num_classes)
-        nn.init.normal_(fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        nn.init.zeros_(fc.bias)
-        return fc
+        return ctrgcn_classifier(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
         """x float32 [N, M, T, 25, 12] -> EncoderOutput.

@@ -7,6 +7,7 @@ fully connected layer; :class:`~actionfusion.modalities.heads.LinearHead`).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Optional
 
 import torch
@@ -49,9 +50,9 @@ class StackedGCN(Encoder):
     head: Optional[LinearHead]
     drop_rate: float
 
-    def classifier_init_std(self, num_classes: int) -> Optional[float]:  # pragma: no cover - abstract
+    @abstractmethod
+    def classifier_init_std(self, num_classes: int) -> Optional[float]:
         """The std of the classifier's Normal init (None: PyTorch's default)."""
-        raise NotImplementedError
 
     def build_classifier(self, num_classes: int) -> LinearHead:
         """Dropout + Linear over the pooled feature (the reference's initialisation)."""
