@@ -73,16 +73,25 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 class EngineLog:
-    """Rank-0 log lines (``logging``, console and ``work_dir/train.log``) and TensorBoard scalars."""
+    """Rank-0 log lines through ``logging`` (to ``work_dir/train.log``, and to the console when
+    verbose) and TensorBoard scalars."""
 
     def __init__(self, ctx: DistContext, work_dir: Optional[Path], verbose: bool) -> None:
-        self.ctx, self.verbose, self.writer = ctx, verbose, None
-        self.file_handler: Optional[logging.Handler] = None
-        if ctx.is_main and work_dir is not None:
-            self.file_handler = logging.FileHandler(work_dir / "train.log")
-            self.file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            LOG.addHandler(self.file_handler)
-            LOG.setLevel(logging.INFO)
+        self.ctx, self.writer = ctx, None
+        self.handlers: List[logging.Handler] = []
+        if not ctx.is_main:
+            return
+        if work_dir is not None:
+            to_file = logging.FileHandler(work_dir / "train.log")
+            to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            self.handlers.append(to_file)
+        if verbose:
+            self.handlers.append(logging.StreamHandler())  # stderr, the bare message
+        for handler in self.handlers:
+            LOG.addHandler(handler)
+        LOG.setLevel(logging.INFO)
+        LOG.propagate = False  # the console line is ours; a configured root logger would repeat it
+        if work_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as error:  # tensorboard missing, or a protobuf it cannot use
@@ -92,15 +101,9 @@ class EngineLog:
                 self.writer = SummaryWriter(log_dir=str(work_dir / "tb"))
 
     def line(self, text: str) -> None:
-        """One line to the work dir's log, and to the console when verbose (rank 0 only)."""
-        if not self.ctx.is_main:
-            return
-        if self.file_handler is not None:
-            self.file_handler.handle(LOG.makeRecord(LOG.name, logging.INFO, __file__, 0, text, None, None))
-        if self.verbose:
-            import sys
-
-            print(text, file=sys.stderr, flush=True)
+        """One INFO line (rank 0 only)."""
+        if self.ctx.is_main:
+            LOG.info(text)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None:
@@ -110,9 +113,10 @@ class EngineLog:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
-        if self.file_handler is not None:
-            LOG.removeHandler(self.file_handler)
-            self.file_handler.close()
+        for handler in self.handlers:
+            LOG.removeHandler(handler)
+            handler.close()
+        self.handlers = []
 
 
 def normalise_select_by(value: str) -> str:

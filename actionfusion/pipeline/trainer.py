@@ -165,11 +165,8 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     if not getattr(objective, "needs_labels", True):
         raise ConfigError("objective.name", f"{cfg.objective.name!r} is a pretraining objective: "
                                             "run `actionfusion pretrain CONFIG` instead of train")
-    has_val = datasets is not None and len(datasets.get("val") or []) > 0
-    if datasets is None:
-        datasets = _default_datasets(cfg)
-        has_val = len(datasets.get("val") or []) > 0
-    datasets = dict(datasets)
+    datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
+    has_val = len(datasets.get("val") or []) > 0
     if has_val:
         check_selection_metric(cfg.train.select_by, SUPERVISED_VAL_METRICS)
     start_work_dir(cfg, work_dir, ctx, resume)
