@@ -17,9 +17,19 @@ Steps (:data:`STEP_NAMES`) and their options:
   ``mirror_flip``: ``p`` (0.5, the probability of flipping). These three are augmentations:
   they run only when ``train`` is true.
 - ``stream``: ``stream`` (one of :data:`.streams.STREAM_NAMES`); ``unified_12ch``: no option.
+- The contrastive family's augmentations (AimCLR / HiCLR / STARS / MS-CLR), in
+  :mod:`.transforms_contrastive`; each runs only when ``train`` is true:
+  ``shear``: ``s`` (0.5); ``temporal_crop_pad``: ``padding_ratio`` (6);
+  ``spatial_flip``: ``p`` (0.5); ``random_rotate_axis``: ``max_degrees`` (30), ``axis``
+  ("main", "x", "y" or "z"), ``minor_degrees`` (0); ``gaussian_noise``: ``std`` (0.01),
+  ``p`` (0.5), ``mean`` (0); ``gaussian_blur``: ``kernel`` (15), ``sigma`` ([0.1, 2.0]),
+  ``p`` (0.5); ``axis_mask``: ``p`` (0.5); ``joint_mask``: ``ratio`` (0.1), ``fill`` (0.0;
+  ``nan`` marks the masked joints for an objective's learnable mask token).
 
-The transforms themselves live in :mod:`.transforms_geometry` and :mod:`.streams` and are
-re-exported here.
+More steps register with :func:`register_skeleton_step`; :func:`step_names` (and
+:data:`STEP_NAMES`, rebound at every registration) lists them. The transforms themselves live in
+:mod:`.transforms_geometry`, :mod:`.transforms_contrastive` and :mod:`.streams`; the first and
+the last are re-exported here.
 """
 
 from __future__ import annotations
@@ -36,13 +46,47 @@ from .transforms_geometry import (center, mirror_flip, pre_normalize_3d, random_
                                   resize_time, valid_crop_resize, valid_length)
 
 __all__ = [
-    "STEP_NAMES", "SkeletonTransform", "build_skeleton_pipeline", "center", "pre_normalize_3d",
+    "STEP_NAMES", "StepBuilder", "StepFn", "register_skeleton_step", "step_names", "SkeletonTransform",
+    "build_skeleton_pipeline", "center", "pre_normalize_3d",
     "valid_crop_resize", "valid_length", "resize_time", "random_rotation", "random_scale", "mirror_flip",
     "to_bone", "to_motion", "to_skip", "make_stream", "unified_12ch", "STREAM_NAMES",
 ]
 
 StepFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+StepBuilder = Callable[..., StepFn]
+"""``builder(layout, train, **options) -> step``; the step ``(x [M, T, V, C], rng) -> x'`` must be
+picklable (a module-level function or a ``functools.partial`` of one) to reach worker processes."""
 StepSpec = Union[Mapping[str, Any], Sequence[Any]]
+
+_STEPS: dict[str, StepBuilder] = {}
+STEP_NAMES: tuple[str, ...] = ()
+"""Step names accepted by :func:`build_skeleton_pipeline`, in registration order (rebound by
+every registration: read it as ``transforms.STEP_NAMES`` or call :func:`step_names` to see
+steps that other modules register later)."""
+
+
+def register_skeleton_step(name: str) -> Callable[[StepBuilder], StepBuilder]:
+    """Decorator: register ``builder(layout, train, **options) -> step`` under ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken by another builder (re-importing the same module is fine).
+    """
+    def add(builder: StepBuilder) -> StepBuilder:
+        global STEP_NAMES
+        known = _STEPS.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (builder.__module__,
+                                                                             builder.__qualname__):
+            raise ValueError(f"skeleton transform {name!r} is already registered by "
+                             f"{known.__module__}.{known.__qualname__}")
+        _STEPS[name] = builder
+        STEP_NAMES = tuple(_STEPS)
+        return builder
+    return add
+
+
+def step_names() -> tuple[str, ...]:
+    """Every registered step name, in registration order."""
+    return tuple(_STEPS)
 
 
 def _identity(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -71,15 +115,18 @@ def _call_unified_12ch(x: np.ndarray, rng: np.random.Generator, layout: JointLay
 
 
 # Step factories: (layout, train, **options) -> a picklable step (x, rng) -> x.
+@register_skeleton_step("center")
 def _center(layout: JointLayout, train: bool, joint: int = 1) -> StepFn:
     return partial(_call_center, joint=int(joint))
 
 
+@register_skeleton_step("pre_normalize_3d")
 def _pre_normalize_3d(layout: JointLayout, train: bool, align_spine: bool = True,
                       align_center: bool = True) -> StepFn:
     return partial(_call_pre_normalize_3d, align_spine=bool(align_spine), align_center=bool(align_center))
 
 
+@register_skeleton_step("valid_crop_resize")
 def _valid_crop_resize(layout: JointLayout, train: bool, out_len: int, p_interval: Sequence[float] = (0.5, 1.0),
                        test_p_interval: Sequence[float] = (0.95,), min_len: int = 64) -> StepFn:
     interval = tuple(float(p) for p in (p_interval if train else test_p_interval))
@@ -93,6 +140,7 @@ def _call_valid_crop_resize(x: np.ndarray, rng: np.random.Generator, out_len: in
     return valid_crop_resize(x, out_len, p_interval, rng, min_len=min_len)
 
 
+@register_skeleton_step("random_rotation")
 def _random_rotation(layout: JointLayout, train: bool, max_angle: float = 0.3) -> StepFn:
     return partial(_call_random_rotation, max_angle=float(max_angle)) if train else _identity
 
@@ -101,6 +149,7 @@ def _call_random_rotation(x: np.ndarray, rng: np.random.Generator, max_angle: fl
     return random_rotation(x, max_angle, rng)
 
 
+@register_skeleton_step("random_scale")
 def _random_scale(layout: JointLayout, train: bool, scale: float = 0.1) -> StepFn:
     return partial(_call_random_scale, scale=float(scale)) if train else _identity
 
@@ -109,32 +158,21 @@ def _call_random_scale(x: np.ndarray, rng: np.random.Generator, scale: float) ->
     return random_scale(x, scale, rng)
 
 
+@register_skeleton_step("mirror_flip")
 def _mirror_flip(layout: JointLayout, train: bool, p: float = 0.5) -> StepFn:
     return partial(_call_mirror_flip, layout=layout, p=float(p)) if train else _identity
 
 
+@register_skeleton_step("stream")
 def _stream(layout: JointLayout, train: bool, stream: str = "joint") -> StepFn:
     if stream not in STREAM_NAMES:
         raise ValueError(f"unknown stream {stream!r}; known: {', '.join(STREAM_NAMES)}")
     return partial(_call_stream, stream=stream, layout=layout)
 
 
+@register_skeleton_step("unified_12ch")
 def _unified_12ch(layout: JointLayout, train: bool) -> StepFn:
     return partial(_call_unified_12ch, layout=layout)
-
-
-_STEPS: dict[str, Callable[..., StepFn]] = {
-    "center": _center,
-    "pre_normalize_3d": _pre_normalize_3d,
-    "valid_crop_resize": _valid_crop_resize,
-    "random_rotation": _random_rotation,
-    "random_scale": _random_scale,
-    "mirror_flip": _mirror_flip,
-    "stream": _stream,
-    "unified_12ch": _unified_12ch,
-}
-STEP_NAMES: tuple[str, ...] = tuple(_STEPS)
-"""Step names accepted by :func:`build_skeleton_pipeline`."""
 
 
 @dataclass
@@ -185,10 +223,15 @@ def build_skeleton_pipeline(steps: Sequence[StepSpec], layout: "str | JointLayou
     for spec in steps:
         name, options = _parse_spec(spec)
         if name not in _STEPS:
-            raise ValueError(f"unknown skeleton transform {name!r}; known: {', '.join(STEP_NAMES)}")
+            raise ValueError(f"unknown skeleton transform {name!r}; known: {', '.join(step_names())}")
         try:
             fns.append(_STEPS[name](lay, train, **options))
         except TypeError as err:
             raise ValueError(f"bad options for skeleton transform {name!r}: {options!r} ({err})") from None
         specs.append((name, options))
     return SkeletonTransform(specs, train, lay, fns)
+
+
+# The contrastive steps register themselves on import. At the end of the module, so that a
+# first import of transforms_contrastive (which imports this module) finds the registry built.
+from . import transforms_contrastive  # noqa: E402,F401
