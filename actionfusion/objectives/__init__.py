@@ -4,5 +4,9 @@ named losses and metrics (:mod:`.base`). Importing this package registers the bu
 from .base import Objective, ObjectiveOutput, create_objective, list_objectives, register_objective
 from . import supervised  # noqa: F401  (registers "cross_entropy")
 from . import mamp  # noqa: F401  (registers "mamp")
+from . import moco  # noqa: F401  (registers "moco")
+from . import hiclr  # noqa: F401  (registers "hiclr")
+from . import stars  # noqa: F401  (registers "stars")
+from . import halp  # noqa: F401  (registers "halp")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]

@@ -68,6 +68,19 @@ class Objective(nn.Module, metaclass=ABCMeta):
     def forward(self, model: nn.Module, batch: Mapping[str, Any]) -> ObjectiveOutput:
         """One batch -> the loss to optimise, its named parts and per-batch metrics."""
 
+    epoch: int = 0
+
+    def attach(self, model: nn.Module) -> None:
+        """Called with the built, initialised model before the optimizer is made and a checkpoint
+        resumed: an objective that keeps parts shaped like the model (a momentum encoder) builds
+        them here, and one that trains only part of it freezes the rest (``requires_grad``). Must
+        be idempotent (it may be called twice with the same model). Default: nothing."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each training epoch (0-based, resumed epochs too): schedules that switch
+        on at an epoch (nearest-neighbour mining, hallucinated positives) read ``self.epoch``."""
+        self.epoch = int(epoch)
+
     @staticmethod
     def device_of(model: nn.Module) -> torch.device:
         """The device of the model's first parameter or buffer (CPU for a model without either)."""

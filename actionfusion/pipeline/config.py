@@ -200,6 +200,9 @@ class TrainConfig:
 
     label_smoothing: float = 0.0
     grad_clip: Optional[float] = None
+    # "global_norm": one norm over every gradient (clip_grad_norm_); "per_parameter": each
+    # parameter's gradient clipped on its own (STARS, DINO).
+    grad_clip_mode: str = "global_norm"
     amp: bool = True
     eval_every: int = 1
     keep_last: int = 2
@@ -388,6 +391,8 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(list(schedule.milestones) == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
     _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "must lie in [0, 1)")
     _require(train.grad_clip is None or train.grad_clip > 0, "train.grad_clip", "must be positive or null")
+    _require(train.grad_clip_mode in ("global_norm", "per_parameter"), "train.grad_clip_mode",
+             f"is {train.grad_clip_mode!r}; choose global_norm or per_parameter")
     _require(train.select_by == "last" or train.select_by.startswith(("val/", "val_")), "train.select_by",
              f"{train.select_by!r} is neither 'last' nor a validation metric such as {', '.join(SELECT_BY_EXAMPLES[:3])}")
     _require(train.knn_every >= 0, "train.knn_every", "must not be negative (0 = no kNN monitor)")

@@ -221,6 +221,7 @@ def fit(
     """
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     train_loader = build_train_loader(train_dataset, ctx, batch, int(cfg.data.num_workers), cfg.seed)
+    objective.attach(model)
     model.to(ctx.device)
     objective.to(ctx.device)
     module = wrap_model(ObjectiveModule(model, objective), ctx)
@@ -247,9 +248,11 @@ def fit(
             atomic_write_json(work_dir / "history.json", history)
         log.line(f"resumed from {latest} (epoch {start_epoch}, step {global_step})")
 
-    settings = LoopSettings(amp=use_amp, grad_clip=cfg.train.grad_clip, log_every=int(cfg.train.log_every),
+    settings = LoopSettings(amp=use_amp, grad_clip=cfg.train.grad_clip,
+                            grad_clip_mode=str(cfg.train.grad_clip_mode), log_every=int(cfg.train.log_every),
                             progress=progress)
     for epoch in range(start_epoch, epochs):
+        objective.start_epoch(epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         train_loader.sampler.set_epoch(epoch)
         train_stats, global_step = train_one_epoch(module, train_loader, optimizer, scheduler, scaler, ctx, epoch,

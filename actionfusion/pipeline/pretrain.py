@@ -31,7 +31,7 @@ from .engine import check_selection_metric, fit, limit_cpu_threads, seed_everyth
 from .evaluation import autocast_context
 from .feature_bank import pooled_features
 from .loaders import build_eval_loader
-from .trainer import build_model, build_objective, default_work_dir, initialise_from
+from .trainer import build_model, build_objective, default_work_dir, initialise_from, load_pretrained
 
 PathLike = Union[str, Path]
 
@@ -131,6 +131,10 @@ def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: 
     model = build_model(cfg, num_classes=0)
     if not resume:
         initialise_from(model, cfg.model.init)
+        if cfg.model.pretrained:  # a second pretraining stage (STARS tunes a MAMP encoder)
+            load_pretrained(model, cfg.model.pretrained, cfg)
+    objective.attach(model)  # a momentum encoder starts from the initialised weights; freezing happens here
+    if not resume:
         if cfg.objective.init:
             if not Path(cfg.objective.init).is_file():
                 raise ConfigError("objective.init", f"no weights file at {cfg.objective.init!r}")

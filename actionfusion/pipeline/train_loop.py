@@ -87,12 +87,31 @@ class EpochStats:
         return out
 
 
+GRAD_CLIP_MODES = ("global_norm", "per_parameter")
+
+
+def clip_gradients(module: nn.Module, max_norm: float, mode: str = "global_norm") -> None:
+    """Clip gradients in place: ``global_norm`` scales all of them so that their joint L2 norm is
+    at most ``max_norm`` (``clip_grad_norm_``); ``per_parameter`` scales each parameter's gradient
+    on its own to norm at most ``max_norm`` (DINO / STARS ``clip_gradients``)."""
+    if mode == "global_norm":
+        torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+        return
+    if mode != "per_parameter":
+        raise ValueError(f"grad clip mode must be one of {GRAD_CLIP_MODES}, not {mode!r}")
+    for param in module.parameters():
+        if param.grad is not None:
+            norm = param.grad.detach().norm(2)
+            param.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+
 @dataclass
 class LoopSettings:
     """What one epoch needs from the config."""
 
     amp: bool = False
     grad_clip: Optional[float] = None
+    grad_clip_mode: str = "global_norm"
     log_every: int = 20
     progress: bool = True
 
@@ -132,7 +151,7 @@ def train_one_epoch(
         scaler.scale(loss).backward()
         if settings.grad_clip is not None:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
+            clip_gradients(module, settings.grad_clip, settings.grad_clip_mode)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
