@@ -310,3 +310,31 @@ def test_skele_adain_batch_restyles_a_random_subset_with_other_samples() -> None
                 assert any(torch.allclose(got, style_std[j], atol=1e-4) for j in range(6) if j != i)
     assert 0.35 < chosen / 120 < 0.65
     torch.testing.assert_close(skele_adain_batch(x[:1], 1.0), x[:1])
+
+
+def test_joint_corruption_touches_exactly_the_chosen_joints() -> None:
+    from actionfusion.modalities.skeleton.transforms_choice import joint_corruption
+
+    x = np.random.default_rng(0).normal(size=(2, 6, 25, 3)).astype(np.float32) + 5.0
+    zeroed = joint_corruption(x, joints=15, zero_p=1.0, rng=np.random.default_rng(1))
+    dead = np.all(zeroed == 0, axis=(0, 1, 3))
+    assert dead.sum() == 15 and np.array_equal(zeroed[:, :, ~dead], x[:, :, ~dead])
+    mixed = joint_corruption(x, joints=15, zero_p=0.0, rng=np.random.default_rng(1))
+    changed = np.any(mixed != x, axis=(0, 1, 3))
+    assert changed.sum() == 15
+    # The changed joints went through one shared linear map: solve it from a few and check the rest.
+    src, dst = x[:, :, changed].reshape(-1, 3), mixed[:, :, changed].reshape(-1, 3)
+    matrix, *_ = np.linalg.lstsq(src[:10], dst[:10], rcond=None)
+    assert np.allclose(src @ matrix, dst, atol=1e-3)
+
+
+def test_one_of_draws_each_choice_and_is_the_first_choice_in_evaluation() -> None:
+    spec = [{"name": "one_of", "choices": [[{"name": "axis_mask", "p": 1.0}],
+                                           [{"name": "joint_corruption", "joints": 25, "zero_p": 1.0}]]}]
+    x = np.ones((1, 4, 25, 3), np.float32)
+    train = build_skeleton_pipeline(spec, train=True)
+    outcomes = {int((train(x, np.random.default_rng(seed)) == 0).all()) for seed in range(20)}
+    assert outcomes == {0, 1}                         # both branches ran
+    assert np.array_equal(build_skeleton_pipeline(spec, train=False)(x, np.random.default_rng(0)), x)
+    with pytest.raises(ValueError, match="one probability per choice"):
+        build_skeleton_pipeline([{"name": "one_of", "choices": [[]], "p": [0.3, 0.7]}])

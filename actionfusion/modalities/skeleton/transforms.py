@@ -25,6 +25,8 @@ Steps (:data:`STEP_NAMES`) and their options:
   ``p`` (0.5), ``mean`` (0); ``gaussian_blur``: ``kernel`` (15), ``sigma`` ([0.1, 2.0]),
   ``p`` (0.5); ``axis_mask``: ``p`` (0.5); ``joint_mask``: ``ratio`` (0.1), ``fill`` (0.0;
   ``nan`` marks the masked joints for an objective's learnable mask token).
+- HaLP's, in :mod:`.transforms_choice`: ``joint_corruption``: ``joints`` (15), ``zero_p`` (0.5);
+  ``one_of``: ``choices`` (lists of step specs), ``p`` (uniform): one sub-pipeline per clip.
 
 More steps register with :func:`register_skeleton_step`; :func:`step_names` (and
 :data:`STEP_NAMES`, rebound at every registration) lists them. The transforms themselves live in
@@ -235,3 +237,4 @@ def build_skeleton_pipeline(steps: Sequence[StepSpec], layout: "str | JointLayou
 # The contrastive steps register themselves on import. At the end of the module, so that a
 # first import of transforms_contrastive (which imports this module) finds the registry built.
 from . import transforms_contrastive  # noqa: E402,F401
+from . import transforms_choice  # noqa: E402,F401
