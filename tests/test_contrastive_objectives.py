@@ -234,3 +234,11 @@ def test_halp_starts_positives_after_the_queue_warms_up() -> None:
     out = objective(model, _views(2))
     assert bool(objective.prototypes_ready) and float(out.losses["positives"]) != 0.0
     assert torch.allclose(objective.prototypes.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_graph_augmentation_perturbs_queries_but_not_the_key_encoder() -> None:
+    model = create_model("stgcn_clr", num_classes=0, edge_drop=0.3, edge_add=0.1)
+    objective = create_objective("moco", queue_size=16)
+    objective.attach(model)
+    assert model.edge_drop == 0.3 and model.edge_add == 0.1
+    assert objective.key_encoder.edge_drop == 0.0 and objective.key_encoder.edge_add == 0.0

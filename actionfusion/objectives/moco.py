@@ -73,6 +73,12 @@ class MoCoPretraining(Objective):
                 raise ValueError(f"{type(self).__name__}: encoder_dim is {self.encoder_dim} but the model's "
                                  f"pooled feature has {width}; set objective.kwargs.encoder_dim: {width}")
             self.key_encoder = momentum_copy(model).to(self.device_of(model))
+            # Graph augmentations (stgcn_clr's edge_drop / edge_add) perturb queries only: keys
+            # are the momentum encoder's clean view, as in HiCLR.
+            for module in self.key_encoder.modules():
+                for option in ("edge_drop", "edge_add"):
+                    if isinstance(getattr(module, option, None), float):
+                        setattr(module, option, 0.0)
 
     def mining(self) -> bool:
         """Whether nearest-neighbour mining is on in the current epoch."""
