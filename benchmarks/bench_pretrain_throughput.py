@@ -1,15 +1,19 @@
 """Self-supervised pretraining throughput (clips/s) through the engine, and the data-wait share.
 
-Runs the engine's pieces on ``configs/synthetic/mamp_pretrain.yaml`` (MAMP: motion-aware masking,
-encoder on the visible tokens, decoder, masked motion MSE): the trainer's loader
+Runs the engine's pieces on a pretraining config (``--config``, default
+``configs/synthetic/mamp_pretrain.yaml``: MAMP, motion-aware masking, encoder on the visible tokens,
+decoder, masked motion MSE; any pretraining objective works, e.g. ``configs/synthetic/hiclr_pretrain.yaml``,
+whose loader draws four augmented views per clip): the trainer's loader
 (``build_train_loader`` with the config's worker count) feeding :class:`ObjectiveModule` forward +
-backward + the config's AdamW, for ``--steps`` steps, timing the wait for each batch apart from the
-step. The baseline, measured in the same run, is the same steps on one batch held in memory (no
-loader): ``ratio_end_to_end_over_compute_only`` near 1 means the loader is not the bottleneck.
+backward + the config's optimizer (after ``objective.attach(model)``, as the trainer does), for
+``--steps`` steps, timing the wait for each batch apart from the step. The baseline, measured in
+the same run, is the same steps on one batch held in memory (no loader):
+``ratio_end_to_end_over_compute_only`` near 1 means the loader is not the bottleneck.
 
-Usage: ``.venv/bin/python benchmarks/bench_pretrain_throughput.py [--store STORE] [--steps N] [--threads T]``;
-without ``--store`` it uses ``demo_output/store`` when it exists, else it first generates a tiny
-skeleton-only synthetic store in a temporary folder (about 10 s). Prints one JSON line.
+Usage: ``.venv/bin/python benchmarks/bench_pretrain_throughput.py [--config CONFIG] [--set key=value ...]
+[--store STORE] [--steps N] [--threads T]``; the store is ``--set data.store=...``, else ``--store``, else
+``demo_output/store`` when it exists, else a tiny skeleton-only synthetic store generated in a temporary
+folder first (about 10 s). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def measure(cfg, steps: int) -> dict:
     loader = build_train_loader(train, ctx, int(cfg.data.batch_size), int(cfg.data.num_workers), cfg.seed)
     torch.manual_seed(0)
     model, objective = build_model(cfg, num_classes=0), build_objective(cfg)
+    objective.attach(model)  # a momentum encoder, frozen layers: as the trainer does before its optimizer
     module = ObjectiveModule(model, objective).train()
     optimizer = build_optimizer_for(model, objective, cfg.optim)
 
@@ -99,6 +104,9 @@ def measure(cfg, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=CONFIG, help="pretraining config (path relative to the repository)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, repeatable (data.store=... picks the store)")
     parser.add_argument("--store", type=Path, default=None, help="a prepared store with skeletons")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
@@ -107,11 +115,13 @@ def main() -> None:
     from actionfusion.pipeline.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = args.store or (REPO / "demo_output" / "store")
+        given = [s.split("=", 1)[1] for s in args.set if s.startswith("data.store=")]
+        store = Path(given[-1]) if given else (args.store or (REPO / "demo_output" / "store"))
         if not (store / "manifest.json").is_file():
             store = make_store(Path(tmp))
-        cfg = load_config(REPO / CONFIG, [f"data.store={store}"])
-        result = {"benchmark": "pretrain_throughput", "config": CONFIG, "objective": cfg.objective.name,
+        overrides = [s for s in args.set if not s.startswith("data.store=")] + [f"data.store={store}"]
+        cfg = load_config(REPO / args.config, overrides)
+        result = {"benchmark": "pretrain_throughput", "config": args.config, "objective": cfg.objective.name,
                   "threads": args.threads, "store": str(store), **measure(cfg, args.steps)}
         print(json.dumps(result))
 
