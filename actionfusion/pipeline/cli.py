@@ -126,7 +126,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import run_probe_cli
 
     return run_probe_cli(args.config, args.pretrained, args.protocol, args.set or [], args.work_dir,
-                         percent=args.percent, seeds=args.seeds, epochs=args.epochs, resume=args.resume)
+                         percent=args.percent, seeds=args.seeds, epochs=args.epochs, resume=args.resume,
+                         calibrate_random_bn=not args.initial_bn_statistics)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -275,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>_<protocol>)")
     p.add_argument("--resume", action="store_true", help="continue unfinished runs")
+    p.add_argument("--initial-bn-statistics", action="store_true",
+                   help="random-init baseline of linear/knn/fewshot: keep the encoder's initial BatchNorm statistics "
+                        "(by default they are re-estimated on the training clips)")
     p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("run", help="raw data to results: prepare (+ pose extraction), train, evaluate (resumable)")

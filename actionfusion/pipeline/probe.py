@@ -48,6 +48,8 @@ from .trainer import build_model, default_work_dir, train
 PathLike = Union[str, Path]
 
 PROTOCOLS = ("linear", "knn", "finetune", "semi", "fewshot")
+FROZEN_PROTOCOLS = ("linear", "knn", "fewshot")
+"""The protocols that read a frozen encoder in eval mode (its BatchNorm statistics as they are)."""
 LINEAR_RECIPE: Dict[str, Any] = {
     "optim": {"name": "sgd", "momentum": 0.9, "nesterov": False, "weight_decay": 0.0, "layer_decay": None,
               "lr_mult": {}},
@@ -189,6 +191,43 @@ def encoder_with_weights(cfg: ExperimentConfig, pretrained: Optional[str]) -> to
     return model
 
 
+RANDOM_ENCODER_FILE = "random_encoder_bn_calibrated.safetensors"
+
+
+def calibrated_random_encoder(cfg: ExperimentConfig, work_dir: Path) -> Optional[str]:
+    """The random-initialisation baseline of the frozen-encoder protocols: the config's encoder
+    (seeded as :func:`encoder_with_weights`) with its BatchNorm statistics re-estimated over the
+    training clips (:mod:`.protocols.bn_calibration`), saved to ``work_dir``; None when the encoder
+    has no BatchNorm (its eval-mode features need no calibration)."""
+    from .checkpoints import save_weights
+    from .data_builder import build_datasets
+    from .model_inputs import batch_inputs, model_input_keys
+    from .protocols.bn_calibration import batchnorm_layers, calibrate_batchnorm
+
+    model = encoder_with_weights(cfg, None)
+    if not batchnorm_layers(model):
+        return None
+    datasets = build_datasets(cfg, train_eval=True)
+    ctx = init_distributed()
+    try:
+        limit_cpu_threads(cfg, ctx)
+        model.to(ctx.device)
+        keys = model_input_keys(model)
+        # Every rank reads the whole training split (the eval loader of one process), so the
+        # statistics are identical everywhere; rank 0 writes them.
+        loader = torch.utils.data.DataLoader(datasets["train_eval"], batch_size=int(cfg.data.batch_size),
+                                             num_workers=int(cfg.data.num_workers))
+        calibrate_batchnorm(model, loader, lambda m, batch: m.forward_features(batch_inputs(batch, keys, ctx.device)))
+        path = work_dir / RANDOM_ENCODER_FILE
+        if ctx.is_main:
+            save_weights(path, model.cpu(), {"model": cfg.model.name, "note": "random init, BatchNorm statistics "
+                                                                             "of the training clips"})
+        barrier(ctx)
+        return str(path)
+    finally:
+        shutdown_distributed(ctx)
+
+
 def run_knn_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_dir: Path) -> Dict[str, Any]:
     """Cosine kNN top-1 of the test split against the training clips, k in 1, 2, 5, 10."""
     from .data_builder import build_datasets
@@ -267,9 +306,13 @@ def run_fewshot_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_
 
 def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_dir: PathLike,
           percent: float = 10.0, seeds: int = 1, epochs: Optional[int] = None, resume: bool = False,
-          progress: bool = True) -> Dict[str, Any]:
+          progress: bool = True, calibrate_random_bn: bool = True) -> Dict[str, Any]:
     """Run ``protocol`` on ``cfg``'s model from ``pretrained`` (None: random init); returns and
-    writes ``work_dir/metrics.json``."""
+    writes ``work_dir/metrics.json``.
+
+    From random initialisation, the frozen-encoder protocols (linear, kNN, few-shot) first
+    re-estimate the encoder's BatchNorm statistics on the training clips
+    (:func:`calibrated_random_encoder`; ``calibrate_random_bn=False`` keeps the initial ones)."""
     if protocol not in PROTOCOLS:
         raise ConfigError("--protocol", f"{protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if protocol == "semi" and not 0 < percent <= 100:
@@ -278,6 +321,10 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
         raise ConfigError("--seeds", "must be at least 1")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    calibrated = None
+    if pretrained is None and protocol in FROZEN_PROTOCOLS and calibrate_random_bn:
+        calibrated = calibrated_random_encoder(cfg, work_dir)
+        pretrained = calibrated
     if protocol == "knn":
         result = run_knn_protocol(cfg, pretrained, work_dir)
     elif protocol == "fewshot":
@@ -285,6 +332,9 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
     else:
         result = run_trained_protocol(cfg, protocol, pretrained, work_dir, seeds, percent, epochs, resume, progress)
     result["experiment"] = str(cfg.experiment)
+    if calibrated is not None:
+        result["pretrained"] = None
+        result["random_init_batchnorm"] = f"statistics of the training clips ({calibrated})"
     if int(os.environ.get("RANK", "0")) == 0:
         atomic_write_json(work_dir / "metrics.json", result)
     return result
@@ -292,12 +342,13 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
 
 def run_probe_cli(config_path: PathLike, pretrained: Optional[str], protocol: str, overrides: Sequence[str] = (),
                   work_dir: Optional[PathLike] = None, percent: float = 10.0, seeds: int = 1,
-                  epochs: Optional[int] = None, resume: bool = False) -> int:
+                  epochs: Optional[int] = None, resume: bool = False, calibrate_random_bn: bool = True) -> int:
     """``actionfusion probe CONFIG --pretrained W --protocol P [...]``: prints the metrics JSON."""
     cfg = load_config(config_path, list(overrides))
     suffix = protocol + (f"{percent:g}pct" if protocol == "semi" else "") + ("" if pretrained else "_scratch")
     out = Path(work_dir) if work_dir is not None else default_work_dir(cfg).with_name(f"{cfg.experiment}_{suffix}")
-    result = probe(cfg, pretrained, protocol, out, percent=percent, seeds=seeds, epochs=epochs, resume=resume)
+    result = probe(cfg, pretrained, protocol, out, percent=percent, seeds=seeds, epochs=epochs, resume=resume,
+                   calibrate_random_bn=calibrate_random_bn)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, sort_keys=True))
     return 0
