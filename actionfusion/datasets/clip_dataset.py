@@ -4,21 +4,30 @@ Every random choice for item ``i`` in epoch ``e`` comes from
 ``np.random.default_rng([seed, e, i])`` (clip ``k`` of a multi-clip item:
 ``[seed, e, i, k]``), so a batch does not depend on the number of loader workers, on their
 order, or on whether the run was resumed.
+
+With several skeleton conventions (MS-CLR, :mod:`.skeleton_conventions`) every convention of a
+clip runs through its own pipeline (built for its joint layout) with a generator seeded by the
+same key, so the conventions of one clip or view share the temporal crop and every draw made
+before the first per-joint draw.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .skeleton_conventions import (CONVENTIONS, CONVENTIONS_KEY, SENSOR_CONVENTION, check_pose_available,
+                                   load_conventions, match_valid_frames)
 from .store.sample_store import SampleStore
 
 ClipTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 """``(x float32 [M, T, V, C], rng) -> x' float32 [M, T', V, C']``."""
+ClipTransforms = Union[ClipTransform, Mapping[str, ClipTransform]]
+"""One transform for every convention, or ``{convention: transform}`` (each built for its layout)."""
 
 
 def fit_persons(x: np.ndarray, max_persons: int) -> np.ndarray:
@@ -70,23 +79,34 @@ class SkeletonClipDataset(Dataset):
         view_transforms: N > 1 pipelines, one per view (self-supervised objectives): items then
             also hold ``"views"``, N dicts ``{"skeleton": [M, T, V, C]}``, view ``v`` drawn from
             ``default_rng([seed, epoch, index, 0, v])``; ``"skeleton"`` is view 0.
+        source: the convention ``"skeleton"`` holds (:data:`~.skeleton_conventions.CONVENTIONS`):
+            ``ntu25`` (the sensor's ``skeleton.npy``, default) or an extracted one (``coco17``,
+            ``blazepose33``; ``data.skeleton_source``).
+        conventions: conventions every item (and every view) also holds under ``"conventions"``
+            (``data.conventions``; empty: none). ``transform`` and each of ``view_transforms`` are
+            then ``{convention: transform}`` mappings built for each layout (a plain callable
+            serves every convention).
 
     Items: ``{"skeleton": float32 tensor [M, T, V, C] (K > 1: [K, M, T, V, C]),
-    "label": int64 scalar tensor, "index": int}`` (+ ``"views"``).
+    "label": int64 scalar tensor, "index": int}`` (+ ``"views"``); with ``conventions`` also
+    ``"conventions": {name: float32 tensor [M, T, V_name, C]}`` in the item and in every view
+    (``"skeleton"`` is the same clip as ``"conventions"[source]`` when ``source`` is listed).
     """
 
     def __init__(
         self,
         store: SampleStore,
         names: Sequence[str],
-        transform: ClipTransform,
+        transform: ClipTransforms,
         clip_len: int,
         num_clips: int = 1,
         seed: int = 0,
         max_persons: int = 2,
         train: bool = True,
         labels: Optional[Sequence[int]] = None,
-        view_transforms: Optional[Sequence[ClipTransform]] = None,
+        view_transforms: Optional[Sequence[ClipTransforms]] = None,
+        source: str = SENSOR_CONVENTION,
+        conventions: Sequence[str] = (),
     ) -> None:
         if clip_len < 1 or num_clips < 1 or max_persons < 1:
             raise ValueError(f"clip_len, num_clips and max_persons must be >= 1, got {clip_len}, {num_clips}, {max_persons}")
@@ -105,6 +125,18 @@ class SkeletonClipDataset(Dataset):
         self.view_transforms = list(view_transforms or [])
         if len(self.view_transforms) == 1 or (self.view_transforms and num_clips != 1):
             raise ValueError("view_transforms needs at least 2 views, and one clip per item")
+        self.source = str(source)
+        self.conventions = tuple(str(c) for c in conventions)
+        self.loaded = (self.source,) + tuple(c for c in self.conventions if c != self.source)
+        unknown = [c for c in self.loaded if c not in CONVENTIONS]
+        if unknown or len(set(self.conventions)) != len(self.conventions):
+            raise ValueError(f"conventions must be distinct names of {CONVENTIONS}, got source {source!r} and "
+                             f"conventions {tuple(conventions)}")
+        for transforms in [self.transform] + self.view_transforms:
+            lacking = [c for c in self.loaded if isinstance(transforms, Mapping) and c not in transforms]
+            if lacking:
+                raise ValueError(f"the transforms of conventions {self.loaded} lack {lacking}")
+        check_pose_available(store, self.names, self.loaded)
         self.epoch = 0
 
     @property
@@ -138,6 +170,25 @@ class SkeletonClipDataset(Dataset):
         x = self.store.load_skeleton(self.names[index])
         return fit_persons(np.ascontiguousarray(x, dtype=np.float32), self.max_persons)
 
+    def load_conventions(self, index: int) -> dict[str, np.ndarray]:
+        """``{convention: float32 [max_persons, T_raw, V_c, 3]}`` of item ``index`` for the source and
+        every listed convention, on one timeline with the same non-empty frames."""
+        if self.loaded == (SENSOR_CONVENTION,):
+            return {SENSOR_CONVENTION: self.load(index)}
+        arrays = load_conventions(self.store, self.names[index], self.loaded)
+        return match_valid_frames({c: fit_persons(x, self.max_persons) for c, x in arrays.items()})
+
+    def draw(self, raws: Mapping[str, np.ndarray], key: Sequence[int], transforms: ClipTransforms) -> dict[str, Any]:
+        """One clip of every loaded convention, each through its transform with ``default_rng(key)``:
+        ``{"skeleton": [M, clip_len, V, C]}`` (+ ``"conventions"``), float32 arrays."""
+        clips = {c: self.clip(raws[c], np.random.default_rng(list(key)),
+                              transforms[c] if isinstance(transforms, Mapping) else transforms)
+                 for c in self.loaded}
+        out: dict[str, Any] = {"skeleton": clips[self.source]}
+        if self.conventions:
+            out[CONVENTIONS_KEY] = {c: clips[c] for c in self.conventions}
+        return out
+
     def clip(self, raw: np.ndarray, rng: np.random.Generator, transform: Optional[ClipTransform] = None) -> np.ndarray:
         """float32 [M, clip_len, V, C]: ``raw`` [M, T, V, 3] through the transform, length fixed."""
         x = np.asarray((transform or self.transform)(raw.copy(), rng), dtype=np.float32)
@@ -148,19 +199,30 @@ class SkeletonClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self.names):
             raise IndexError(f"index {index} out of range for {len(self.names)} samples")
-        raw = self.load(index)
+        raws = self.load_conventions(index)
+        base = [self.seed, self.epoch, int(index)]
         if self.view_transforms:
-            views = [torch.from_numpy(self.clip(raw, np.random.default_rng([self.seed, self.epoch, int(index), 0, v]),
-                                                transform))
-                     for v, transform in enumerate(self.view_transforms)]
-            return {"skeleton": views[0], "views": [{"skeleton": view} for view in views],
-                    "label": torch.tensor(self.labels[index], dtype=torch.int64), "index": int(index)}
-        if self.num_clips == 1:
-            skeleton = self.clip(raw, self.rng(index))
+            views = [_to_tensors(self.draw(raws, base + [0, v], transforms))
+                     for v, transforms in enumerate(self.view_transforms)]
+            item = {key: value for key, value in views[0].items()}
+            item["views"] = views
+        elif self.num_clips == 1:
+            item = _to_tensors(self.draw(raws, base, self.transform))
         else:
-            skeleton = np.stack([self.clip(raw, self.rng(index, k)) for k in range(self.num_clips)])
-        return {
-            "skeleton": torch.from_numpy(skeleton),
-            "label": torch.tensor(self.labels[index], dtype=torch.int64),
-            "index": int(index),
-        }
+            clips = [self.draw(raws, base + [k], self.transform) for k in range(self.num_clips)]
+            item = _to_tensors(_stack(clips))
+        item["label"] = torch.tensor(self.labels[index], dtype=torch.int64)
+        item["index"] = int(index)
+        return item
+
+
+def _stack(clips: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """K clip dicts of arrays (nested dicts too) -> one dict of arrays stacked on a new first axis."""
+    return {key: _stack([c[key] for c in clips]) if isinstance(value, Mapping) else np.stack([c[key] for c in clips])
+            for key, value in clips[0].items()}
+
+
+def _to_tensors(arrays: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict of arrays (nested dicts too) -> the same dict of torch tensors."""
+    return {key: _to_tensors(value) if isinstance(value, Mapping) else torch.from_numpy(value)
+            for key, value in arrays.items()}

@@ -8,5 +8,6 @@ from . import moco  # noqa: F401  (registers "moco")
 from . import hiclr  # noqa: F401  (registers "hiclr")
 from . import stars  # noqa: F401  (registers "stars")
 from . import halp  # noqa: F401  (registers "halp")
+from . import msclr  # noqa: F401  (registers "msclr")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Optional, Union
 import yaml
 
 from ..datasets.ntu.splits import BENCHMARKS
+from ..datasets.skeleton_conventions import CONVENTIONS
 from ..io import atomic_write_text
 from ..modalities.skeleton.streams import STREAM_NAMES
 from .config_clips import (
@@ -86,6 +87,16 @@ class DataConfig:
             and point modalities, whose clip settings are the blocks ``rgb``, ``pose_heatmap``,
             ``depth`` and ``points``).
         layout: joint layout of the store's skeletons (``"ntu25"``).
+        skeleton_source: the skeleton convention the batch key ``"skeleton"`` holds, one of
+            :data:`~actionfusion.datasets.skeleton_conventions.CONVENTIONS`: ``ntu25`` (the sensor's
+            ``skeleton.npy``, default), ``blazepose33`` (the world keypoints of ``actionfusion
+            extract-poses``) or ``coco17`` (derived from them); the transforms run with its layout.
+            A linear probe per convention sets it with ``model.kwargs.convention`` of ``stgcn_unified``.
+        conventions: skeleton conventions every clip and view also holds, as ``"conventions":
+            {name: [M, T, V_name, C]}`` (MS-CLR's ``msclr`` objective reads them); empty = off. Each
+            runs the same transform list built for its own layout, with the same random draws, so
+            the conventions of one view share the temporal crop (:mod:`~actionfusion.datasets.skeleton_conventions`).
+            Skeleton-only (``modalities: [skeleton]``).
         stream: one of :data:`STREAMS`; ``"unified12"`` gives 12 channels.
         clip_len: frames T of every clip.
         max_persons: persons M per clip (padded with zeros or truncated).
@@ -107,6 +118,8 @@ class DataConfig:
     validation_fraction: float = 0.1
     modalities: list[str] = field(default_factory=lambda: ["skeleton"])
     layout: str = "ntu25"
+    skeleton_source: str = "ntu25"
+    conventions: list[str] = field(default_factory=list)
     stream: str = "joint"
     clip_len: int = 64
     max_persons: int = 2
@@ -357,6 +370,15 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(data.pose_heatmap.keypoints in KEYPOINT_SOURCES, "data.pose_heatmap.keypoints",
              f"{data.pose_heatmap.keypoints!r} is not one of {', '.join(KEYPOINT_SOURCES)}")
     _require(data.layout in LAYOUTS, "data.layout", f"{data.layout!r} is not one of {', '.join(LAYOUTS)}")
+    _require(data.skeleton_source in CONVENTIONS, "data.skeleton_source",
+             f"{data.skeleton_source!r} is not one of {', '.join(CONVENTIONS)}")
+    for i, name in enumerate(data.conventions):
+        _require(name in CONVENTIONS, f"data.conventions[{i}]", f"{name!r} is not one of {', '.join(CONVENTIONS)}")
+    _require(len(set(data.conventions)) == len(data.conventions), "data.conventions", "lists a convention twice")
+    _require((not data.conventions and data.skeleton_source == "ntu25") or data.modalities == ["skeleton"],
+             "data.conventions" if data.conventions else "data.skeleton_source",
+             "skeleton conventions other than the sensor's are loaded for skeleton-only data; "
+             "set data.modalities: [skeleton]")
     _require(data.stream in STREAMS, "data.stream", f"{data.stream!r} is not one of {', '.join(STREAMS)}")
     for key in ("clip_len", "max_persons", "test_clips", "batch_size"):
         _require(getattr(data, key) >= 1, f"data.{key}", "must be at least 1")

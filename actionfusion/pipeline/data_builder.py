@@ -46,22 +46,60 @@ def _resolve_spec(spec: dict[str, Any], data: DataConfig, train: bool) -> dict[s
     return spec
 
 
-def build_view_transforms(data: DataConfig, builder: Optional[PipelineBuilder] = None) -> list[ClipTransform]:
+def build_view_transforms(data: DataConfig, builder: Optional[PipelineBuilder] = None,
+                          layout: Optional[str] = None) -> list[ClipTransform]:
     """One training pipeline per view (``data.views`` > 1), from ``data.view_transforms`` (or
-    ``train_transforms`` for every view); empty for one view."""
+    ``train_transforms`` for every view); empty for one view. ``layout`` replaces ``data.layout``."""
     if data.views == 1:
         return []
     specs = data.view_transforms or [data.train_transforms] * data.views
-    return [build_transform(dataclasses.replace(data, train_transforms=list(view)), True, builder) for view in specs]
+    return [build_transform(dataclasses.replace(data, train_transforms=list(view)), True, builder, layout)
+            for view in specs]
 
 
-def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBuilder] = None) -> ClipTransform:
+def skeleton_sources(data: DataConfig) -> tuple[str, ...]:
+    """The skeleton conventions a clip loads: ``data.skeleton_source``, then ``data.conventions``."""
+    return (data.skeleton_source,) + tuple(c for c in data.conventions if c != data.skeleton_source)
+
+
+def build_convention_transforms(data: DataConfig, train: bool,
+                                builder: Optional[PipelineBuilder] = None) -> tuple[Any, list[Any]]:
+    """(transform, view transforms) of a skeleton clip dataset. For the sensor skeleton alone: the
+    plain pipelines; otherwise ``{convention: pipeline built for its layout}`` for every convention
+    of :func:`skeleton_sources` (the view transforms only when ``train``).
+
+    Raises:
+        ConfigError: with several conventions, a transform list whose temporal crop would differ
+            between conventions (:func:`~actionfusion.datasets.skeleton_conventions.check_shared_crop`).
+    """
+    from ..datasets.skeleton_conventions import check_shared_crop
+
+    sources = skeleton_sources(data)
+    if sources == ("ntu25",):
+        return build_transform(data, train, builder), (build_view_transforms(data, builder) if train else [])
+    if len(sources) > 1:
+        lists = [("train_transforms" if train else "test_transforms",
+                  data.train_transforms if train else data.test_transforms)]
+        lists += [(f"view_transforms[{v}]", specs) for v, specs in enumerate(data.view_transforms)] if train else []
+        for key, specs in lists:
+            problem = check_shared_crop(specs)
+            if problem:
+                raise ConfigError(f"data.{key}", problem)
+    transform = {c: build_transform(data, train, builder, layout=c) for c in sources}
+    per_layout = {c: build_view_transforms(data, builder, layout=c) for c in sources} if train else {}
+    views = [{c: per_layout[c][v] for c in sources} for v in range(len(next(iter(per_layout.values()), [])))]
+    return transform, views
+
+
+def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBuilder] = None,
+                    layout: Optional[str] = None) -> ClipTransform:
     """The clip pipeline ``(x float32 [M, T, V, 3], rng) -> [M, T', V, C]``.
 
     ``data.train_transforms`` (or ``test_transforms``), then the stream step: ``{"name": "stream"}``
     for one stream (C = 3), or ``unified_12ch`` for ``stream: unified12`` (joint, bone, joint
     motion, bone motion concatenated: C = 12), computed after the augmentations as in CTR-GCN's
-    and PSUMNet's feeders.
+    and PSUMNet's feeders. Steps are built for ``layout`` (default ``data.layout``), e.g. one
+    pipeline per skeleton convention.
     """
     build = builder or _pipeline_builder()
     specs = [_resolve_spec(spec, data, train) for spec in (data.train_transforms if train else data.test_transforms)]
@@ -69,7 +107,7 @@ def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBui
         specs.append({"name": "unified_12ch"})
     else:
         specs.append({"name": "stream", "stream": data.stream})
-    return build(specs, data.layout, train)
+    return build(specs, layout or data.layout, train)
 
 
 def open_store(path: str) -> SampleStore:
@@ -180,15 +218,18 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
                 max_persons=data.max_persons, train=train, flip_p=data.flip_p,
             )
             continue
+        transform, view_transforms = build_convention_transforms(data, train, pipeline_builder)
         datasets[part] = SkeletonClipDataset(
             store,
             names,
-            build_transform(data, train, pipeline_builder),
+            transform,
             clip_len=data.clip_len,
             num_clips=1 if train else data.test_clips,
             seed=cfg.seed,
             max_persons=data.max_persons,
             train=train,
-            view_transforms=build_view_transforms(data, pipeline_builder) if train else None,
-        )
+            view_transforms=view_transforms or None,
+            source=data.skeleton_source,
+            conventions=data.conventions,
+        )  # StoreError (one line) when a convention needs poses the store lacks
     return datasets

@@ -230,6 +230,27 @@ def get_layout(name: "str | JointLayout") -> JointLayout:
     return _LAYOUTS[name]
 
 
+# The body root a clip is centred on (the ``center`` transform's origin), by joint names: Kinect
+# SpineMid (the CTR-GCN/MAMP ``seq_transformation`` origin) and its Kinect v1 twin Spine; the hip
+# midpoint for COCO-17 and BlazePose-33, which have no spine joint (BlazePose's world keypoints
+# are themselves centred there).
+_ROOT_JOINT_NAMES: Mapping[str, tuple[str, ...]] = {
+    "ntu25": ("SpineMid",),
+    "nw_ucla20": ("Spine",),
+    "coco17": ("left_hip", "right_hip"),
+    "blazepose33": ("left_hip", "right_hip"),
+}
+
+
+def root_joints(name: "str | JointLayout") -> tuple[int, ...]:
+    """0-based ids of the joints whose mean is the layout's body root (NTU: (1,), SpineMid;
+    COCO-17 / BlazePose-33: the two hips)."""
+    layout = get_layout(name)
+    if layout.name not in _ROOT_JOINT_NAMES:
+        raise ValueError(f"layout {layout.name!r} has no body root; known: {', '.join(_ROOT_JOINT_NAMES)}")
+    return tuple(layout.index(joint) for joint in _ROOT_JOINT_NAMES[layout.name])
+
+
 def layout_graph(name: "str | JointLayout", hand_variant: str = "A") -> SkeletonGraph:
     """The layout's :class:`SkeletonGraph`; for NTU-25 :func:`ntu25_graph` with ``hand_variant``."""
     layout = get_layout(name)

@@ -82,9 +82,10 @@ class UnifiedSTGCN(Encoder):
     """ST-GCN over zero-padded skeletons of several conventions (MS-CLR), see the module docstring.
 
     Input [N, M, T, V_c, C] of one convention (batch key "skeleton"; ``convention`` names it,
-    default the first of ``conventions``). ``forward_features`` gives ``sequence`` [N, T', D],
-    ``pooled`` [N, D] and ``spatial`` [N, D, T', V_c] over the real joints, D = ``hidden_dim``,
-    T' = ceil(T / 4). ``forward`` gives logits (``num_classes=0``: the pooled feature).
+    default the model's ``convention`` option, else the first of ``conventions``: a linear probe
+    on COCO-17 input builds the model with ``convention="coco17"``). ``forward_features`` gives
+    ``sequence`` [N, T', D], ``pooled`` [N, D] and ``spatial`` [N, D, T', V_c] over the real
+    joints, D = ``hidden_dim``, T' = ceil(T / 4). ``forward`` gives logits (``num_classes=0``: the pooled feature).
     """
 
     input_keys = ("skeleton",)
@@ -102,6 +103,7 @@ class UnifiedSTGCN(Encoder):
         partition: str = "corrected",
         edge_drop: float = 0.0,
         edge_add: float = 0.0,
+        convention: Optional[str] = None,
     ) -> None:
         super().__init__()
         names = tuple(get_layout(c).name for c in conventions)
@@ -110,6 +112,9 @@ class UnifiedSTGCN(Encoder):
         if not (0.0 <= edge_drop < 1.0 and 0.0 <= edge_add <= 1.0):
             raise ValueError(f"edge_drop must be in [0, 1) and edge_add in [0, 1], got {edge_drop}, {edge_add}")
         self.conventions = names
+        self.convention = names[0] if convention is None else get_layout(convention).name
+        if self.convention not in names:
+            raise ValueError(f"convention {convention!r} is not one of the model's conventions {names}")
         self.joint_counts = {c: get_layout(c).num_joints for c in names}
         self.num_joints = max(self.joint_counts.values())
         self.num_classes = num_classes
@@ -144,7 +149,7 @@ class UnifiedSTGCN(Encoder):
 
     def _convention(self, convention: Optional[str]) -> str:
         if convention is None:
-            return self.conventions[0]
+            return self.convention
         if convention not in self.conventions:
             raise ValueError(f"unknown convention {convention!r}; this model has {self.conventions}")
         return convention
@@ -173,7 +178,8 @@ class UnifiedSTGCN(Encoder):
         v = self.joint_counts[convention]
         if x.shape[3] != v:
             raise ValueError(f"convention {convention!r} has {v} joints, got input [N, M, T, V, C] "
-                             f"with V = {x.shape[3]}")
+                             f"with V = {x.shape[3]}; model.kwargs.convention must name the layout of "
+                             f"the batch's skeletons (data.skeleton_source)")
         return nn.functional.pad(x, (0, 0, 0, self.num_joints - v))
 
     def forward_padded(self, x: torch.Tensor, convention: Optional[str] = None) -> EncoderOutput:
@@ -191,7 +197,7 @@ class UnifiedSTGCN(Encoder):
         return pool_joint_features(h[..., :v], x.shape[1])
 
     def forward_features(self, x: torch.Tensor, convention: Optional[str] = None) -> EncoderOutput:
-        """x: [N, M, T, V_c, C] of ``convention`` (default the first) -> EncoderOutput (D = hidden_dim)."""
+        """x: [N, M, T, V_c, C] of ``convention`` (default the model's) -> EncoderOutput (D = hidden_dim)."""
         convention = self._convention(convention)
         return self.forward_padded(self.pad_joints(x, convention), convention)
 
@@ -203,5 +209,6 @@ class UnifiedSTGCN(Encoder):
 @register_model("stgcn_unified", modality="skeleton")
 def stgcn_unified(num_classes: int = 60, **kwargs: object) -> UnifiedSTGCN:
     """MS-CLR's unified ST-GCN: ntu25 / coco17 / blazepose33 zero-padded to 33 joints, hidden 16,
-    256-d; 835,600 parameters without a classifier, 851,020 at 60 classes."""
+    256-d; 835,600 parameters without a classifier, 851,020 at 60 classes. ``convention`` (default
+    the first of ``conventions``, ntu25) is the layout ``forward`` reads when it is given none."""
     return UnifiedSTGCN(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]

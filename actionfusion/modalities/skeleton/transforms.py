@@ -10,7 +10,9 @@ A spec is a dict ``{"name": <step>, **options}`` (or a ``(name, options)`` pair)
 
 Steps (:data:`STEP_NAMES`) and their options:
 
-- ``center``: ``joint`` (1). ``pre_normalize_3d``: ``align_spine``, ``align_center``.
+- ``center``: ``joint`` (default: the layout's body root, :func:`.layouts.root_joints`: NTU
+  SpineMid = 1, the hip midpoint for ``coco17`` / ``blazepose33``; an id or a list of ids).
+  ``pre_normalize_3d``: ``align_spine``, ``align_center``.
 - ``valid_crop_resize``: ``out_len``, ``p_interval`` (train; default [0.5, 1]),
   ``test_p_interval`` (evaluation; default [0.95], CTR-GCN's test crop), ``min_len`` (64).
 - ``random_rotation``: ``max_angle`` (0.3 rad); ``random_scale``: ``scale`` (0.1);
@@ -42,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .layouts import JointLayout, get_layout
+from .layouts import JointLayout, get_layout, root_joints
 from .streams import STREAM_NAMES, make_stream, to_bone, to_motion, to_skip, unified_12ch
 from .transforms_geometry import (center, mirror_flip, pre_normalize_3d, random_rotation, random_scale,
                                   resize_time, valid_crop_resize, valid_length)
@@ -95,8 +97,8 @@ def _identity(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _call_center(x: np.ndarray, rng: np.random.Generator, joint: int) -> np.ndarray:
-    return center(x, joint=joint)
+def _call_center(x: np.ndarray, rng: np.random.Generator, joint: tuple[int, ...]) -> np.ndarray:
+    return center(x, joint=joint[0] if len(joint) == 1 else joint)
 
 
 def _call_pre_normalize_3d(x: np.ndarray, rng: np.random.Generator, align_spine: bool,
@@ -118,8 +120,10 @@ def _call_unified_12ch(x: np.ndarray, rng: np.random.Generator, layout: JointLay
 
 # Step factories: (layout, train, **options) -> a picklable step (x, rng) -> x.
 @register_skeleton_step("center")
-def _center(layout: JointLayout, train: bool, joint: int = 1) -> StepFn:
-    return partial(_call_center, joint=int(joint))
+def _center(layout: JointLayout, train: bool, joint: "int | Sequence[int] | None" = None) -> StepFn:
+    joints = root_joints(layout) if joint is None else ((int(joint),) if np.isscalar(joint) else
+                                                           tuple(int(j) for j in joint))
+    return partial(_call_center, joint=joints)
 
 
 @register_skeleton_step("pre_normalize_3d")

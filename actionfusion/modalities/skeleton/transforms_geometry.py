@@ -45,12 +45,14 @@ def _present(x: np.ndarray) -> np.ndarray:
     return np.any(x != 0, axis=-1)
 
 
-def center(x: np.ndarray, joint: int = 1) -> np.ndarray:
-    """Subtract ``joint`` of actor 1 in its first non-zero frame from every joint.
+def center(x: np.ndarray, joint: "int | Sequence[int]" = 1) -> np.ndarray:
+    """Subtract the origin of actor 1 in its first non-zero frame from every joint.
 
     Args:
         x: float [M, T, V, C]; actor 1 is ``x[0]``.
-        joint: 0-based origin joint (1 = NTU SpineMid, the lineage's choice).
+        joint: 0-based origin joint (1 = NTU SpineMid, the lineage's choice), or several joints
+            whose mean (over those present in that frame) is the origin, e.g. the two hips of
+            COCO-17 (:func:`.layouts.root_joints`).
 
     Returns:
         float32 [M, T, V, C]; missing joints (all-zero) stay zero. Unchanged copy if actor 1
@@ -60,7 +62,12 @@ def center(x: np.ndarray, joint: int = 1) -> np.ndarray:
     frames = np.flatnonzero(np.any(x[0] != 0, axis=(1, 2))) if x.shape[1] else np.array([], dtype=int)
     if frames.size == 0:
         return x.copy()
-    origin = x[0, frames[0], joint]
+    if np.isscalar(joint):
+        origin = x[0, frames[0], int(joint)]
+    else:
+        points = x[0, frames[0], [int(j) for j in joint]]  # [J, C]
+        present = np.any(points != 0, axis=-1)
+        origin = points[present].mean(axis=0) if present.any() else np.zeros(x.shape[-1], dtype=x.dtype)
     return np.where(_present(x)[..., None], x - origin, 0.0).astype(np.float32)
 
 
