@@ -27,6 +27,7 @@ from actionfusion.objectives import create_objective
 from actionfusion.objectives.msclr import MSCLRPretraining
 from actionfusion.pipeline.config import ConfigError, ExperimentConfig, load_config
 from actionfusion.pipeline.data_builder import build_convention_transforms
+from actionfusion.pipeline.train_loop import ObjectiveModule
 from actionfusion.registry import create_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -336,6 +337,8 @@ def test_msclr_trains_on_a_tiny_problem() -> None:
     after = _cross_convention_loss(objective, model, held_out)
     assert after < before - 0.5, (before, after)
     assert objective.mining() and int(objective.queue.filled) == 32
+    # One query convention per step leaves the others' data BN without gradient: DDP must be told.
+    assert ObjectiveModule(model, objective).ddp_find_unused_parameters
 
 
 def test_padded_joints_stay_out_through_the_objective_path() -> None:

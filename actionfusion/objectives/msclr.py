@@ -43,7 +43,13 @@ class MSCLRPretraining(MoCoPretraining):
     Args (beyond :class:`MoCoPretraining`'s):
         conventions: the conventions pairs are drawn from; None = every convention the batch holds
             (``data.conventions``). At least two.
+
+    Each step uses the data BatchNorm of two conventions only (the query's in the model, the key's
+    in the momentum copy), so under DistributedDataParallel the others have no gradient:
+    ``ddp_find_unused_parameters`` tells the engine.
     """
+
+    ddp_find_unused_parameters = True
 
     def __init__(self, encoder_dim: int = 256, feature_dim: int = 128, queue_size: int = 32768,
                  momentum: float = 0.999, tau: float = 0.07, mlp: bool = True,
