@@ -242,3 +242,61 @@ def test_graph_augmentation_perturbs_queries_but_not_the_key_encoder() -> None:
     objective.attach(model)
     assert model.edge_drop == 0.3 and model.edge_add == 0.1
     assert objective.key_encoder.edge_drop == 0.0 and objective.key_encoder.edge_add == 0.0
+
+
+class _TwoViewClips(torch.utils.data.Dataset):
+    """The tiny stand-in clips with two views per item (each from its own noise stream)."""
+
+    def __init__(self, size: int, offset: int = 0) -> None:
+        from trainer_standins import TinyClipDataset
+
+        self.base = TinyClipDataset(size, offset=offset)
+        self.labels, self.names = self.base.labels, self.base.names
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.base[index]
+        views = [torch.from_numpy(self.base._clip(index, v)) for v in range(2)]
+        return {**item, "skeleton": views[0], "views": [{"skeleton": v} for v in views]}
+
+
+def test_halp_pretraining_resumes_bit_identically_queue_prototypes_and_key_encoder_included(tmp_path) -> None:
+    """Kill after epoch 1 of 2 (the positives are on from epoch 1, 0-based): the resumed run redraws
+    the same prototypes and positives, so every weight and buffer of model and objective matches."""
+    import shutil
+
+    from safetensors.torch import load_file
+    from trainer_standins import tiny_config
+
+    from actionfusion.pipeline.config import ExperimentConfig
+    from actionfusion.pipeline.pretrain import pretrain
+
+    data = tiny_config(epochs=2).to_dict()
+    data["model"] = {**data["model"], "num_classes": 0, "kwargs": {"aux_weight": 0.0, "drop_rate": 0.0}}
+    data["data"]["views"] = 2
+    data["objective"] = {"name": "halp", "kwargs": {"encoder_dim": 16, "feature_dim": 8, "queue_size": 16,
+                                                    "num_prototypes": 3, "prototype_keys": 8, "prototype_every": 2,
+                                                    "num_positives": 4, "candidates": 2, "warmup_keys": 16,
+                                                    "positives_start_epoch": 1}}
+    data["train"] = {**data["train"], "amp": False, "select_by": "last", "knn_every": 0}
+    cfg = ExperimentConfig.from_dict(data)
+
+    def datasets() -> dict:
+        return {"train": _TwoViewClips(24), "val": _TwoViewClips(6, offset=1), "test": _TwoViewClips(6, offset=2)}
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    pretrain(cfg, straight, progress=False, datasets=datasets())
+    pretrain(cfg, resumed, progress=False, datasets=datasets())
+    shutil.rmtree(resumed / "checkpoints" / "epoch_0002")
+    pretrain(cfg, resumed, resume=True, progress=False, datasets=datasets())
+    objective = load_file(straight / "objective.safetensors")
+    assert {"prototypes", "queue.keys", "queue.ids", "keys_seen"} <= set(objective)
+    assert any(k.startswith("key_encoder.") for k in objective) and bool(objective["prototypes_ready"])
+    for name in ("encoder.safetensors", "objective.safetensors"):
+        a, b = load_file(straight / name), load_file(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name

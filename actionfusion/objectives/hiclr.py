@@ -7,6 +7,9 @@ Four views of each clip (``data.views: 4``, their pipelines in ``data.view_trans
 2. strong (basic + spatial flip, rotation, Gaussian noise and blur, axis mask): ``q1``;
 3. strongest (strong + joint mask): ``q2``. Masked joints arrive as NaN (the ``joint_mask``
    transform with ``fill: nan``) and are replaced here by a learnable mask value, as upstream.
+   The stream step runs after the augmentations, so with the motion or bone stream the values
+   computed from a masked joint (its next frame's motion, its child's bone) are NaN and take the
+   mask value too; upstream masks the stream's values directly.
 
 Each view's distribution over [key, queue] is ``p_i = softmax([q_i . k, q_i . queue] / tau)``.
 The loss is ``InfoNCE(q, k) + 1/2 [H(sg(p0), p1) + H(sg(p1), p2)]``: the weaker view's
