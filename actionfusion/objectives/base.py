@@ -111,6 +111,21 @@ class Objective(nn.Module, metaclass=ABCMeta):
         return tensors[keys[0]] if len(keys) == 1 else tensors
 
 
+def attach_objective(objective: nn.Module, model: nn.Module) -> None:
+    """``objective.attach(model)`` where the objective defines it (an :class:`Objective` always does;
+    a plain ``nn.Module`` used as an objective may not)."""
+    hook = getattr(objective, "attach", None)
+    if callable(hook):
+        hook(model)
+
+
+def start_objective_epoch(objective: nn.Module, epoch: int) -> None:
+    """``objective.start_epoch(epoch)`` where the objective defines it."""
+    hook = getattr(objective, "start_epoch", None)
+    if callable(hook):
+        hook(epoch)
+
+
 def register_objective(name: Optional[str] = None) -> Callable[[F], F]:
     """Register an objective class or builder under ``name`` (``objective: {name: ...}`` in a config)."""
     return register("objective", name)

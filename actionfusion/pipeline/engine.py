@@ -28,7 +28,7 @@ import yaml
 from torch import nn
 
 from ..io import atomic_write_json, atomic_write_text, remove_stale_staging
-from ..objectives.base import Objective
+from ..objectives.base import Objective, attach_objective, start_objective_epoch
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
 from .distributed import DistContext, barrier, per_process_batch_size, wrap_model
 from .loaders import build_train_loader
@@ -221,7 +221,7 @@ def fit(
     """
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     train_loader = build_train_loader(train_dataset, ctx, batch, int(cfg.data.num_workers), cfg.seed)
-    objective.attach(model)
+    attach_objective(objective, model)
     model.to(ctx.device)
     objective.to(ctx.device)
     module = wrap_model(ObjectiveModule(model, objective), ctx)
@@ -252,7 +252,7 @@ def fit(
                             grad_clip_mode=str(cfg.train.grad_clip_mode), log_every=int(cfg.train.log_every),
                             progress=progress)
     for epoch in range(start_epoch, epochs):
-        objective.start_epoch(epoch)
+        start_objective_epoch(objective, epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         train_loader.sampler.set_epoch(epoch)
         train_stats, global_step = train_one_epoch(module, train_loader, optimizer, scheduler, scaler, ctx, epoch,

@@ -27,6 +27,7 @@ from ..io import atomic_write_json
 from .checkpoints import BEST_WEIGHTS, load_weights, save_weights
 from .config import ConfigError
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, per_process_batch_size, shutdown_distributed
+from ..objectives.base import attach_objective
 from .engine import check_selection_metric, fit, limit_cpu_threads, seed_everything, start_work_dir
 from .evaluation import autocast_context
 from .feature_bank import pooled_features
@@ -133,7 +134,7 @@ def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: 
         initialise_from(model, cfg.model.init)
         if cfg.model.pretrained:  # a second pretraining stage (STARS tunes a MAMP encoder)
             load_pretrained(model, cfg.model.pretrained, cfg)
-    objective.attach(model)  # a momentum encoder starts from the initialised weights; freezing happens here
+    attach_objective(objective, model)  # a momentum encoder starts from the initialised weights; freezing happens here
     if not resume:
         if cfg.objective.init:
             if not Path(cfg.objective.init).is_file():
