@@ -119,6 +119,11 @@ class MoCoPretraining(Objective):
         metrics["contrast_top1"]: how often the key outscores every queue entry."""
         q = self.embed(model, self.inputs(model, batch, 0))
         k = self.embed_key(model, self.inputs(model, batch, 1))
+        return self.contrast_and_enqueue(q, k, batch)
+
+    def contrast_and_enqueue(self, q: torch.Tensor, k: torch.Tensor, batch: Mapping[str, Any]) -> ObjectiveOutput:
+        """InfoNCE of queries q against keys k [B, feature_dim] and the queue (:meth:`contrast`), then
+        (in training) k enqueued with the batch's sample ids; loss ``info_nce``, metric ``contrast_top1``."""
         loss, logits = self.contrast(q, k)
         if self.training:
             self.queue.enqueue(k, batch.get("index"))

@@ -126,9 +126,4 @@ class MSCLRPretraining(MoCoPretraining):
         self.last_pair = (query_convention, key_convention)
         q = self.embed(model, self.convention_input(model, batch, 0, query_convention), query_convention)
         k = self.embed_key(model, self.convention_input(model, batch, 1, key_convention), key_convention)
-        loss, logits = self.contrast(q, k)
-        if self.training:
-            self.queue.enqueue(k, batch.get("index"))
-        return ObjectiveOutput(loss=loss, losses={"info_nce": loss.detach()},
-                               metrics={"contrast_top1": (logits.argmax(dim=1) == 0).float().mean()},
-                               batch_size=int(q.shape[0]))
+        return self.contrast_and_enqueue(q, k, batch)
