@@ -29,9 +29,9 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .layouts import JointLayout, get_layout
+from .layouts import JointLayout
 from .transforms import StepFn, register_skeleton_step
-from .transforms_geometry import _check, _present, rotation_xyz
+from .transforms_geometry import _check, _present, rotation_xyz, swap_left_right
 
 __all__ = [
     "random_shear_matrix", "shear", "temporal_crop_pad", "swap_left_right", "rotate_about_axis",
@@ -111,23 +111,6 @@ def temporal_crop_pad(x: np.ndarray, padding_ratio: int = 6, rng: "np.random.Gen
     padded = np.pad(x, ((0, 0), (pad, pad), (0, 0), (0, 0)), mode="symmetric")
     start = int(rng.integers(0, 2 * pad + 1))
     return padded[:, start:start + t].copy()
-
-
-def swap_left_right(x: np.ndarray, layout: "str | JointLayout") -> np.ndarray:
-    """Swap every left joint with its right twin (the layout's mirror permutation); the
-    coordinates are not mirrored. Applying it twice gives back ``x``.
-
-    Args:
-        x: float [M, T, V, C], V = the layout's joint count.
-
-    Returns:
-        float32 [M, T, V, C].
-    """
-    x = _check(x)
-    lay = get_layout(layout)
-    if x.shape[2] != lay.num_joints:
-        raise ValueError(f"layout {lay.name!r} has {lay.num_joints} joints, x has {x.shape[2]}")
-    return x[:, :, lay.mirror_permutation()].copy()
 
 
 def rotate_about_axis(x: np.ndarray, degrees: Sequence[float]) -> np.ndarray:

@@ -235,6 +235,23 @@ def random_scale(x: np.ndarray, scale: float = 0.1, rng: "np.random.Generator | 
     return (x * factors).astype(np.float32)
 
 
+def swap_left_right(x: np.ndarray, layout: "str | JointLayout") -> np.ndarray:
+    """Swap every left joint with its right twin (the layout's mirror permutation); the
+    coordinates are not mirrored. Applying it twice gives back ``x``.
+
+    Args:
+        x: float [M, T, V, C], V = the layout's joint count.
+
+    Returns:
+        float32 [M, T, V, C].
+    """
+    x = _check(x)
+    lay = get_layout(layout)
+    if x.shape[2] != lay.num_joints:
+        raise ValueError(f"layout {lay.name!r} has {lay.num_joints} joints, x has {x.shape[2]}")
+    return x[:, :, lay.mirror_permutation()].copy()
+
+
 def mirror_flip(x: np.ndarray, layout: "str | JointLayout") -> np.ndarray:
     """Mirror horizontally: negate channel 0 (camera x) and swap left/right joints.
 
@@ -247,10 +264,6 @@ def mirror_flip(x: np.ndarray, layout: "str | JointLayout") -> np.ndarray:
     Returns:
         float32 [M, T, V, C].
     """
-    x = _check(x)
-    lay = get_layout(layout)
-    if x.shape[2] != lay.num_joints:
-        raise ValueError(f"layout {lay.name!r} has {lay.num_joints} joints, x has {x.shape[2]}")
-    out = x[:, :, lay.mirror_permutation()].copy()
+    out = swap_left_right(x, layout)
     out[..., 0] = 0.0 - out[..., 0]  # 0 - 0 is +0: missing joints stay exactly zero
     return out
