@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from loader_share import measure_loader_share  # noqa: E402  (benchmarks/, the script's own folder)
 
 CASES = {
     "mmixer_skeleton_rgb_depth": ("configs/synthetic/mmixer.yaml", []),
@@ -73,38 +74,9 @@ def measure(cfg, steps: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    iterator = iter(loader)
-    first = next(iterator)
-    step(first)  # warm-up (and loader workers started)
-    wait = compute = 0.0
-    clips = 0
-    start = time.perf_counter()
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            batch = next(iterator)
-        t1 = time.perf_counter()
-        step(batch)
-        compute += time.perf_counter() - t1
-        wait += t1 - t0
-        clips += int(batch["label"].shape[0])
-    end_to_end = time.perf_counter() - start
-    del iterator
-
-    cached_times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step(first)
-        cached_times.append(time.perf_counter() - t0)
-    compute_only = len(first["label"]) * steps / sum(cached_times)
-    rate = clips / end_to_end
-    return {"clips_per_s": round(rate, 2), "compute_only_clips_per_s": round(compute_only, 2),
-            "ratio_end_to_end_over_compute_only": round(rate / compute_only, 3),
-            "data_wait_share": round(wait / end_to_end, 4), "steps": steps, "batch": int(cfg.data.batch_size),
-            "loader_workers": int(cfg.data.num_workers),
+    result = measure_loader_share(loader, step, steps, lambda batch: int(batch["label"].shape[0]))
+    first = result.pop("first_batch")
+    return {**result, "batch": int(cfg.data.batch_size), "loader_workers": int(cfg.data.num_workers),
             "shapes": {k: list(v.shape) for k, v in first.items() if hasattr(v, "shape") and v.dim() > 1}}
 
 
