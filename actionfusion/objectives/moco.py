@@ -99,15 +99,16 @@ class MoCoPretraining(Objective):
             momentum_update(self.projector, self.key_projector, self.momentum)
         return F.normalize(self.key_projector(pooled_embedding(self.key_encoder, x)), dim=1)
 
-    def contrast(self, q: torch.Tensor, k: torch.Tensor, extra_views: tuple = (),
+    def contrast(self, q: torch.Tensor, k: torch.Tensor, extra_negatives: tuple = (),
                  queue: Optional[torch.Tensor] = None) -> tuple:
         """(loss, logits [B, 1 + K]) of query ``q`` against key ``k`` and the queue (``queue`` [K, D],
         default a snapshot of the objective's); with mining on, the positives are the key and the
-        top-k queue neighbours of ``q`` and of ``extra_views``."""
+        top-k queue neighbours of ``q`` and, per matrix of ``extra_negatives`` ([B, K] similarities
+        of other views of the same clips to the queue), of those views."""
         queue = self.queue.snapshot() if queue is None else queue
         logits = info_nce_logits(q, k, queue, self.tau)
         if self.mining():
-            negatives = [logits[:, 1:]] + [(v @ queue.t().to(v.dtype)) for v in extra_views]
+            negatives = [logits[:, 1:]] + list(extra_negatives)
             mask = nearest_neighbour_positives(negatives, self.mining_topk)
         else:
             mask = torch.zeros_like(logits)
