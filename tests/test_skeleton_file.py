@@ -21,6 +21,7 @@ from actionfusion.datasets.ntu.skeleton_file import (
     write_skeleton_file,
 )
 from actionfusion.datasets.ntu.skeleton_reference import read_skeleton_file_reference
+from actionfusion.datasets.ntu._skeleton_limits import MAX_CAMERA_METRES, joint_out_of_bounds
 from actionfusion.errors import SkeletonFormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "ntu"
@@ -56,6 +57,8 @@ def make_skeleton(rng: np.random.Generator, order: np.ndarray) -> SkeletonFile:
     bits = rng.integers(0, 2**32, (bodies, frames, NUM_JOINTS, len(JOINT_FIELDS)), dtype=np.uint64)
     joints = bits.astype(np.uint32).view(np.float32)  # any float32 bit pattern, subnormals too
     joints[~np.isfinite(joints)] = -0.0
+    beyond = joint_out_of_bounds(joints.astype(np.float64))  # keep the sign and mantissa bits in range
+    joints[beyond] = np.frexp(joints[beyond])[0].astype(np.float32)
     joints[..., -1] = rng.integers(0, 3, joints.shape[:-1])  # trackingState
     info = rng.normal(size=(bodies, frames, len(BODY_INFO_FIELDS))).astype(np.float32)
     info[..., :6] = rng.integers(0, 4, info[..., :6].shape)
@@ -181,6 +184,8 @@ def test_writer_rejects_inconsistent_input(tmp_path: Path) -> None:
         SkeletonFile(sk.num_frames, sk.body_ids, sk.joints, sk.body_info[..., :8], sk.body_order),
         SkeletonFile(sk.num_frames, sk.body_ids, sk.joints, sk.body_info, np.where(sk.body_order >= 0, 1, -1)),
         SkeletonFile(sk.num_frames, sk.body_ids, np.zeros_like(sk.joints) * np.nan, sk.body_info, sk.body_order),
+        SkeletonFile(sk.num_frames, sk.body_ids, np.where(np.isnan(sk.joints), np.nan, np.float32(1e30)), sk.body_info,
+                     sk.body_order),
         SkeletonFile(sk.num_frames, sk.body_ids.astype(np.uint64) + np.uint64(2**63), sk.joints, sk.body_info,
                      sk.body_order),
     ]
@@ -235,6 +240,13 @@ CORRUPTIONS = {
     "content after the last frame": (lambda L: L + [b"", b"1"], 87),
     "deleted joint line": (lambda L: L[:10] + L[11:], 29),
     "earliest problem wins": (lambda L: L[:6] + [b"x"] + L[7:80] + [b"y"] + L[81:], 7),
+    "coordinate 1e30": (lambda L: L[:6] + [replace_token(L[6], 0, b"1e30")] + L[7:], 7),
+    "z beyond 100 m": (lambda L: L[:40] + [replace_token(L[40], 2, b"100.5")] + L[41:], 41),
+    "colorX far outside the frame": (lambda L: L[:40] + [replace_token(L[40], 5, b"-19201")] + L[41:], 41),
+    "bound problem before a structural one": (
+        lambda L: L[:6] + [replace_token(L[6], 1, b"-2e5")] + L[7:29] + [b"x"] + L[30:], 7),
+    "frameCount of 4301 digits": (lambda L: [b"1" * 4301] + L[1:], 1),
+    "body ID of 4301 digits": (lambda L: L[:2] + [replace_token(L[2], 0, b"7" * 4301)] + L[3:], 3),
     "bad body field, then a bad jointCount": (lambda L: L[:2] + [replace_token(L[2], 3, b"0x1")] + [b"0x1"] + L[4:], 3),
 }
 
@@ -251,8 +263,22 @@ def test_corruption_reports_its_line(tmp_path: Path, name: str) -> None:
         assert str(path) in str(info.value)
 
 
+def test_physical_bounds_accept_their_edges(tmp_path: Path) -> None:
+    """A coordinate exactly at the bound reads back; the corruptions above test just beyond it."""
+    lines = small_file_lines()
+    lines[6] = replace_token(replace_token(lines[6], 0, b"%g" % MAX_CAMERA_METRES), 5, b"-19200")
+    path = tmp_path / "edge.skeleton"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    for reader in (read_skeleton_file, read_skeleton_file_reference):
+        sk = reader(path)
+        assert sk.joints[0, 0, 2, 0] == MAX_CAMERA_METRES and sk.joints[0, 0, 2, 5] == -19200
+
+
 def test_numbers_are_float32_of_python_float(tmp_path: Path) -> None:
-    """Many decimal shapes (signs, leading zeros, 1-17 digits, "1.", ".5", exponents)."""
+    """Many decimal shapes (signs, leading zeros, 1-17 digits, "1.", ".5", exponents).
+
+    Coordinates beyond the reader's physical bounds become "0.<digits>"; the orientation and
+    tracking fields are unbounded, so every shape is still read there."""
     rng = np.random.default_rng(11)
     tokens = []
     for _ in range(NUM_JOINTS * len(JOINT_FIELDS) * 40):
@@ -262,7 +288,11 @@ def test_numbers_are_float32_of_python_float(tmp_path: Path) -> None:
         token = rng.choice(["", "-", "+"], p=[0.6, 0.3, 0.1]) + token
         if rng.random() < 0.05:
             token += rng.choice(["e", "E"]) + str(int(rng.integers(-50, 21)))
-        tokens.append(token if token.strip("+-") != "." else "0")
+        token = token if token.strip("+-") != "." else "0"
+        field = len(tokens) % len(JOINT_FIELDS)
+        if joint_out_of_bounds(np.full(len(JOINT_FIELDS), float(token)))[field]:
+            token = (token[0] if token[0] in "+-" else "") + "0." + digits  # coordinates are bounded
+        tokens.append(token)
     rows = [" ".join(tokens[i:i + 12]) for i in range(0, len(tokens), 12)]
     lines = ["40"]
     for frame in range(40):

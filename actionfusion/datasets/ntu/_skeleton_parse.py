@@ -22,7 +22,6 @@ from actionfusion.datasets.ntu._skeleton_limits import (
     INFO_FIELD_COUNT,
     INT64_MAX,
     INT64_MIN,
-    INT_TOKEN,
     LINES_PER_BODY,
     MAX_BODIES_PER_FRAME,
     MAX_BODY_FRAME_CELLS,
@@ -30,6 +29,9 @@ from actionfusion.datasets.ntu._skeleton_limits import (
     NUM_JOINTS,
     NUMBER_TOKEN,
     JOINT_FIELD_COUNT,
+    bound_reason,
+    int_token_problem,
+    joint_out_of_bounds,
 )
 from actionfusion.datasets.ntu._skeleton_numbers import SCRATCH, control_bytes, decimals, line_ends, tokens
 from actionfusion.errors import SkeletonFormatError
@@ -82,8 +84,9 @@ class _Walker:
         fields = self.line(i).split()
         if len(fields) != 1:
             raise _Structure(i + 1, f"{name}: expected 1 field, found {len(fields)}")
-        if not INT_TOKEN.fullmatch(fields[0]):
-            raise _Structure(i + 1, f"{name}: not an integer: {fields[0][:32]!r}")
+        problem = int_token_problem(fields[0])
+        if problem is not None:
+            raise _Structure(i + 1, f"{name}: {problem}")
         value = int(fields[0])
         if not 0 <= value <= upper:
             raise _Structure(i + 1, f"{name} {value} outside 0..{upper}")
@@ -116,8 +119,9 @@ class _Walker:
                 fields = view[starts[i]:ends[i]].tobytes().split()
                 if len(fields) != 1 + INFO_FIELD_COUNT:
                     raise _Structure(i + 1, f"body line: expected {1 + INFO_FIELD_COUNT} fields, found {len(fields)}")
-                if not (fields[0].isdigit() or INT_TOKEN.fullmatch(fields[0])):
-                    raise _Structure(i + 1, f"bodyID is not an integer: {fields[0][:32]!r}")
+                problem = int_token_problem(fields[0])
+                if problem is not None:
+                    raise _Structure(i + 1, f"bodyID: {problem}")
                 body_id = int(fields[0])
                 if not INT64_MIN <= body_id <= INT64_MAX:
                     raise _Structure(i + 1, f"bodyID {body_id} outside the int64 range")
@@ -191,6 +195,9 @@ class _Walker:
                 problems.append((line + 1, f"not a finite float32: {token[:32]!r}"))
                 break
             values[index] = value
+        bound = self._bound_problem(values, first_token, per_line, joint_lines)
+        if bound is not None:
+            problems.append(bound)
         if problems:
             return None, None, min(problems)
         first = first_token[body_lines]  # the ID token; then 9 info, "25", 300 joint values
@@ -200,6 +207,22 @@ class _Walker:
         joints = SCRATCH.get("a", (first.size, NUM_JOINTS, JOINT_FIELD_COUNT), np.float64)
         np.take(values, index.reshape(joints.shape), out=joints, mode="clip")
         return info, joints, None
+
+    def _bound_problem(
+        self, values: np.ndarray, first_token: np.ndarray, per_line: np.ndarray, joint_lines: np.ndarray
+    ) -> Optional[Problem]:
+        """The earliest joint line (of those with 12 fields) holding a value beyond its bound."""
+        lines = joint_lines[per_line[joint_lines] == JOINT_FIELD_COUNT]
+        if not lines.size:
+            return None
+        line_values = values[first_token[lines][:, None] + np.arange(JOINT_FIELD_COUNT)]  # [L, 12]
+        bad = joint_out_of_bounds(line_values)
+        rows = np.flatnonzero(bad.any(axis=1))
+        if not rows.size:
+            return None
+        row = rows[np.argmin(lines[rows])]
+        field = int(np.flatnonzero(bad[row])[0])
+        return int(lines[row]) + 1, bound_reason(field, float(line_values[row, field]))
 
 
 def read_into_scratch(path: str) -> np.ndarray:

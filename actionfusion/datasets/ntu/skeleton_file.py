@@ -25,16 +25,16 @@ from actionfusion.datasets.ntu._skeleton_limits import (
     INT64_MIN,
     MAX_BODIES_PER_FRAME,
     MAX_BODY_FRAME_CELLS,
+    JOINT_FIELD_NAMES,
     MAX_FRAMES,
     NUM_JOINTS,
+    bound_reason,
+    joint_out_of_bounds,
 )
 from actionfusion.datasets.ntu._skeleton_parse import parse_skeleton_bytes, read_into_scratch
 from actionfusion.io import atomic_write
 
-JOINT_FIELDS = (
-    "x", "y", "z", "depthX", "depthY", "colorX", "colorY",
-    "orientationW", "orientationX", "orientationY", "orientationZ", "trackingState",
-)
+JOINT_FIELDS = JOINT_FIELD_NAMES
 """The 12 per-joint fields, in file order."""
 
 BODY_INFO_FIELDS = (
@@ -225,6 +225,10 @@ def write_skeleton_file(
     for name, values in (("joints", joints), ("body_info", info)):
         if not np.isfinite(values).all():
             raise ValueError(f"{name} of a present body holds NaN or inf; the format has no absent values")
+    beyond = joint_out_of_bounds(joints.astype(np.float64))
+    if beyond.any():
+        field = int(np.flatnonzero(beyond.any(axis=(0, 1)))[0])
+        raise ValueError(f"joints beyond the physical bounds the reader enforces: {bound_reason(field, float(joints[..., field][beyond[..., field]][0]))}")
     joint_text = _format_values(joints).reshape(-1, len(JOINT_FIELDS))
     info_text = _format_values(info).reshape(-1, len(BODY_INFO_FIELDS))
     joint_lines = [" ".join(row) for row in joint_text.tolist()]

@@ -25,12 +25,14 @@ from actionfusion.datasets.ntu._skeleton_limits import (
     FLOAT32_OVERFLOW,
     INT64_MAX,
     INT64_MIN,
-    INT_TOKEN,
     LINES_PER_BODY,
     MAX_BODIES_PER_FRAME,
     MAX_BODY_FRAME_CELLS,
     MAX_FRAMES,
     NUMBER_TOKEN,
+    bound_reason,
+    int_token_problem,
+    joint_out_of_bounds,
 )
 from actionfusion.datasets.ntu.skeleton_file import (
     BODY_INFO_FIELDS,
@@ -67,8 +69,9 @@ class _Lines:
         fields = self.readline()
         if len(fields) != 1:
             self.fail(f"{name}: expected 1 field, found {len(fields)}")
-        if not INT_TOKEN.fullmatch(fields[0]):
-            self.fail(f"{name}: not an integer: {fields[0][:32]!r}")
+        problem = int_token_problem(fields[0])
+        if problem is not None:
+            self.fail(f"{name}: {problem}")
         value = int(fields[0])
         if not 0 <= value <= upper:
             self.fail(f"{name} {value} outside 0..{upper}")
@@ -129,8 +132,9 @@ def read_skeleton_file_reference(path: "os.PathLike[str] | str") -> SkeletonFile
             fields = f.readline()
             if len(fields) != 1 + len(BODY_INFO_FIELDS):
                 f.fail(f"body line: expected {1 + len(BODY_INFO_FIELDS)} fields, found {len(fields)}")
-            if not INT_TOKEN.fullmatch(fields[0]):
-                f.fail(f"bodyID is not an integer: {fields[0][:32]!r}")
+            problem = int_token_problem(fields[0])
+            if problem is not None:
+                f.fail(f"bodyID: {problem}")
             body_id = int(fields[0])
             if not INT64_MIN <= body_id <= INT64_MAX:
                 f.fail(f"bodyID {body_id} outside the int64 range")
@@ -151,7 +155,11 @@ def read_skeleton_file_reference(path: "os.PathLike[str] | str") -> SkeletonFile
                 fields = f.readline()
                 if len(fields) != len(JOINT_FIELDS):
                     f.fail(f"joint line: expected {len(JOINT_FIELDS)} fields, found {len(fields)}")
-                joints.append(f.numbers(fields))
+                values = f.numbers(fields)
+                bad = np.flatnonzero(joint_out_of_bounds(np.asarray(values, np.float64)))
+                if bad.size:
+                    f.fail(bound_reason(int(bad[0]), values[int(bad[0])]))
+                joints.append(values)
             records.append((index_of[body_id], frame, position, info, joints))
     for extra in range(f.number, len(f.lines)):
         if f.lines[extra].strip():
