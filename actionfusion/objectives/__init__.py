@@ -9,5 +9,6 @@ from . import hiclr  # noqa: F401  (registers "hiclr")
 from . import stars  # noqa: F401  (registers "stars")
 from . import halp  # noqa: F401  (registers "halp")
 from . import msclr  # noqa: F401  (registers "msclr")
+from . import cascadeformer  # noqa: F401  (registers "cascadeformer")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]
