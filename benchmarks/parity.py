@@ -23,7 +23,8 @@ compared; ``pass``: ``max_rel <= 1e-5`` and no two parameters of our float32 mod
 storage (``ours_shared_parameter_storage``: loading per-block checkpoint values into aliased
 parameters keeps only the last; ``.double()`` copies tensors, so the float64 run alone would not
 see it). One JSON line per model; MAMP always takes 120 frames, EPAM-Net 16 RGB frames of 64 x 64
-and 48 heatmap frames of 16 x 16.
+and 48 heatmap frames of 16 x 16. CascadeFormer's two lines (stage 2, and stage 1's masked
+reconstruction with the official mask) come from ``parity_cascadeformer.py``.
 
 ``--write-layouts DIR`` also writes each official state dict's layout (key -> shape, dtype, as
 built in float32) to ``DIR/<name>.json``: the fixtures of ``tests/test_checkpoint_convert.py``.
@@ -58,7 +59,7 @@ TARGET_REL = 1e-5
 NUM_CLASSES = 60
 DEFAULT_MODELS = ("ctrgcn", "stgcn", "stgcnpp", "hypergcn", "hypergcn_large", "psumnet_body", "psumnet_hand",
                   "psumnet_leg", "mamp", "mamp_linprobe", "mamp_pretrain", "epam_net", "xshiftnet_rgb",
-                  "xshiftnet_pose")
+                  "xshiftnet_pose", "cascadeformer", "cascadeformer_pretrain")
 EPAM_MODELS = ("epam_net", "xshiftnet_rgb", "xshiftnet_pose")
 # EPAM-Net clips: RGB [N, 3, 16, H, W] and heatmaps [N, 17, 48, H / 4, W / 4] (the official model
 # takes pose frames 0, 3, ..., 45); 64 x 64 RGB keeps a CPU float64 run short (maps 2 x 2).
@@ -277,6 +278,10 @@ def load_pair(name: str, root: Path, perturb: float):  # type: ignore[no-untyped
 
 def parity_worker(name: str, args: argparse.Namespace) -> Dict[str, object]:
     """Compare one model (see the module docstring); runs in its own process."""
+    if name.startswith("cascadeformer"):  # its own worker: upstream has no single stage-2 module (parity_cascadeformer.py)
+        import parity_cascadeformer
+
+        return parity_cascadeformer.parity_worker(name, args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     converter = get_converter(name)

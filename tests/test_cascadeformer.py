@@ -233,3 +233,35 @@ def test_stage_two_refuses_another_size(tmp_path: Path) -> None:
     cfg = tiny_config()
     with pytest.raises(ConfigError, match="shapes differ"):
         load_pretrained(build_model(cfg), weights, cfg)
+
+
+def test_official_checkpoints_convert_into_t1_and_the_objective() -> None:
+    import json
+
+    from actionfusion.pipeline.official_checkpoints.cascadeformer_converters import (
+        CASCADEFORMER_STAGE2,
+        cascadeformer_objective_kwargs,
+        join_cascadeformer_stage2,
+        split_cascadeformer_pretrain,
+    )
+
+    layouts = ROOT / "tests" / "data" / "official_layouts"
+    keys = json.loads((layouts / "cascadeformer_pretrain.json").read_text())["keys"]
+    gen = torch.Generator().manual_seed(0)
+    official = {k: torch.randn(shape, generator=gen) for k, (shape, _) in keys.items()}
+    encoder, head = split_cascadeformer_pretrain(official)
+    kwargs = cascadeformer_objective_kwargs(official)
+    assert kwargs == {"embed_dim": 512, "num_joints": 25, "in_channels": 3}
+    objective = create_objective("cascadeformer", **kwargs)
+    objective.load_state_dict(head)  # strict
+    t1 = FrameTransformer()
+    t1.load_state_dict(encoder)  # strict
+    assert torch.equal(t1.temporal_embed, official["pos_embedding"])
+    assert torch.equal(objective.reconstruction_head.weight, official["reconstruction_head.weight"])
+    # stage 2: upstream's four files joined; T1's unused reconstruction head is dropped
+    stage2 = json.loads((layouts / "cascadeformer.json").read_text())["keys"]
+    parts = {p: {k[len(p) + 1:]: torch.zeros(s) for k, (s, _) in stage2.items() if k.startswith(p + ".")}
+             for p in ("t1", "t2", "cross_attn", "gait_head")}
+    joined = join_cascadeformer_stage2(parts["t1"], parts["t2"], parts["cross_attn"], parts["gait_head"])
+    assert list(joined) == list(stage2)
+    assert CASCADEFORMER_STAGE2.discarded_keys(joined) == ["t1.reconstruction_head.weight", "t1.reconstruction_head.bias"]

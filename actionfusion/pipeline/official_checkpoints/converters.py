@@ -15,14 +15,16 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from .cascadeformer_converters import CASCADEFORMER_CONVERTERS, CASCADEFORMER_OBJECTIVE_PARTS
 from .epam_converters import EPAM_CONVERTERS
 from .gcn_converters import GCN_CONVERTERS
 from .key_rules import CheckpointConversionError, ObjectivePart, StateDictConverter, check_layout, layout_of
 from .mamp_converters import MAMP_CONVERTERS, MAMP_OBJECTIVE_PARTS
 
-CONVERTERS: Dict[str, StateDictConverter] = {**GCN_CONVERTERS, **MAMP_CONVERTERS, **EPAM_CONVERTERS}
+CONVERTERS: Dict[str, StateDictConverter] = {**GCN_CONVERTERS, **MAMP_CONVERTERS, **EPAM_CONVERTERS,
+                                             **CASCADEFORMER_CONVERTERS}
 # converter name -> the objective that owns the keys the converter discards (written beside the model's)
-OBJECTIVE_PARTS: Dict[str, ObjectivePart] = dict(MAMP_OBJECTIVE_PARTS)
+OBJECTIVE_PARTS: Dict[str, ObjectivePart] = {**MAMP_OBJECTIVE_PARTS, **CASCADEFORMER_OBJECTIVE_PARTS}
 
 
 def list_converters() -> List[str]:
