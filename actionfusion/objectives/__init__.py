@@ -10,5 +10,6 @@ from . import stars  # noqa: F401  (registers "stars")
 from . import halp  # noqa: F401  (registers "halp")
 from . import msclr  # noqa: F401  (registers "msclr")
 from . import cascadeformer  # noqa: F401  (registers "cascadeformer")
+from . import skeletonmae  # noqa: F401  (registers "skeletonmae")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]
