@@ -333,3 +333,18 @@ def test_a_few_steps_lower_the_reconstruction_loss() -> None:
         optimizer.step()
         losses.append(float(out.loss.detach()))
     assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5  # measured: 0.63 from 0.92
+
+
+def test_bone_target_is_the_joint_minus_its_parent_and_the_root_has_none() -> None:
+    objective = create_objective("skeletonmae", layout="coco17", encoder_dim=16, segment_frames=2, target="bone")
+    nodes = torch.randn(2, 3, 17, 6)
+    nodes[1, 2, 9] = 0.0  # left wrist missing in one graph: neither its bone nor its child's counts
+    target, valid = objective.reconstruction_target(nodes)
+    parents = get_layout("coco17").parents
+    for v, p in enumerate(parents):
+        if p < 0:
+            assert not valid[..., v].any() and (target[..., v, :] == 0).all()
+        else:
+            torch.testing.assert_close(target[..., v, :], nodes[..., v, :] - nodes[..., p, :])
+    assert not valid[1, 2, 9] and valid[0, 2, 9]
+    assert valid.sum() == 2 * 3 * 16 - 1  # every non-root joint of every graph, but the missing wrist

@@ -21,7 +21,7 @@ What the paper gives: [MASK] tokens on masked joints, masking guided by the body
 joint and edge masking, a decoder of one GIN layer and an MLP. Reconstructed (all options): the
 masking ratio (0.5), the part sampling rule (``parts``), the edge masking rate (0), the loss
 (``sce`` with gamma 2, GraphMAE's default; ``mse`` as an option), the re-mask, the decoder widths
-and leaving zero-padded bodies out of the loss.
+leaving zero-padded bodies out of the loss, and the ``bone`` target option.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from .base import Objective, ObjectiveOutput, register_objective
 from .skeletonmae_masking import MASK_RULES, edge_keep_mask, joint_mask, masked_adjacency
 
 RECONSTRUCTION_LOSSES = ("sce", "mse")
+RECONSTRUCTION_TARGETS = ("joint", "bone")
 
 
 def scaled_cosine_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
@@ -121,6 +122,11 @@ class SkeletonMAEPretraining(Objective):
         edge_mask_rate: share of every graph's edges dropped from the encoder's graph.
         loss: ``sce`` (scaled cosine error) or ``mse``.
         gamma: SCE's exponent.
+        target: what a hidden joint's reconstruction is compared with: ``joint``, its input feature
+            X (the paper's), or ``bone``, its position minus its parent's in the layout's tree (every
+            frame of the segment). The cosine error ignores length, so with centred coordinates the
+            ``joint`` target of joints near the origin (the spine) is a direction made of sensor
+            noise; a bone's direction is the pose itself. The root joint has no bone and no loss.
         remask: GraphMAE's re-mask before the decoder.
         aggregation: the decoder GIN's neighbour sum.
     """
@@ -141,8 +147,11 @@ class SkeletonMAEPretraining(Objective):
         gamma: float = 2.0,
         remask: bool = True,
         aggregation: str = "dense",
+        target: str = "joint",
     ) -> None:
         super().__init__()
+        if target not in RECONSTRUCTION_TARGETS:
+            raise ValueError(f"target must be one of {RECONSTRUCTION_TARGETS}, not {target!r}")
         if mask_rule not in MASK_RULES:
             raise ValueError(f"mask_rule must be one of {MASK_RULES}, not {mask_rule!r}")
         if loss not in RECONSTRUCTION_LOSSES:
@@ -161,10 +170,12 @@ class SkeletonMAEPretraining(Objective):
         self.edge_mask_rate = edge_mask_rate
         self.loss_name = loss
         self.gamma = gamma
+        self.target_kind = target
         node_features = segment_frames * in_channels
         graph = layout_graph(self.layout)
         self.register_buffer("part_of_joint", torch.tensor(part_of_joint(self.layout)), persistent=False)
         self.register_buffer("edges", torch.tensor(graph.edges, dtype=torch.int64), persistent=False)
+        self.register_buffer("parents", torch.tensor(get_layout(layout).parents, dtype=torch.int64), persistent=False)
         self.mask_token = nn.Parameter(torch.zeros(node_features))
         self.decoder = SkeletonMAEDecoder(encoder_dim, node_features, graph.adjacency(), decoder_hidden, remask,
                                           aggregation)
@@ -207,9 +218,25 @@ class SkeletonMAEPretraining(Objective):
             adjacency = masked_adjacency(self.edges, keep, self.num_joints).to(nodes.dtype)
         return mask, adjacency
 
-    def reconstruction_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The configured loss over the hidden joints whose target is not the zero vector."""
-        weight = mask & (target.abs().amax(dim=-1) > 0)
+    def reconstruction_target(self, nodes: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor]":
+        """nodes [G, T', V, P] -> (target [G, T', V, P], valid bool [G, T', V]).
+
+        A joint whose input is the zero vector is missing: no target. With ``target="bone"`` the
+        joint and its parent must both be present, and the root has no target.
+        """
+        present = nodes.abs().amax(dim=-1) > 0
+        if self.target_kind == "joint":
+            return nodes, present
+        has_parent = self.parents >= 0
+        parent = self.parents.clamp(min=0)
+        bones = (nodes - nodes.index_select(2, parent)) * has_parent.to(nodes.dtype).unsqueeze(-1)
+        return bones, present & present.index_select(2, parent) & has_parent
+
+    def reconstruction_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                            valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The configured loss over the hidden joints that have a target (``valid``; default: the
+        joints whose target is not the zero vector)."""
+        weight = mask & ((target.abs().amax(dim=-1) > 0) if valid is None else valid)
         if self.loss_name == "sce":
             return scaled_cosine_error(pred, target, weight, self.gamma)
         return masked_mean_squared_error(pred, target, weight)
@@ -225,7 +252,8 @@ class SkeletonMAEPretraining(Objective):
         hidden = encoder.forward_nodes(corrupted, adjacency)
         pred = self.decoder(hidden, mask)
         dtype = torch.promote_types(pred.dtype, torch.float32)  # the loss in float32 at least (AMP)
-        loss = self.reconstruction_loss(pred.to(dtype), nodes.to(dtype), mask)
+        target, valid = self.reconstruction_target(nodes.to(dtype))
+        loss = self.reconstruction_loss(pred.to(dtype), target, mask, valid)
         return ObjectiveOutput(
             loss=loss,
             losses={self.loss_name: loss.detach()},
