@@ -56,6 +56,10 @@ class VideoDecodeError(FileFormatError):
     """A video cannot be opened or decoded."""
 
 
+class CheckpointError(FileFormatError):
+    """A weights or checkpoint file is damaged, or does not fit the model it is loaded into."""
+
+
 class AnnotationFormatError(FileFormatError):
     """A label, split or annotation file (PKU-MMD, NW-UCLA, pyskl) is malformed."""
 
@@ -64,9 +68,39 @@ class SampleNameError(ActionFusionError, ValueError):
     """A string is not an NTU sample name `SsssCcccPpppRrrrAaaa`."""
 
 
+class UnsafePathError(ActionFusionError, ValueError):
+    """A name read from a file (a sample name, a pyskl ``frame_dir``) is not one plain path
+    component: joining it to an output folder could write elsewhere."""
+
+
+class UsageError(ActionFusionError, ValueError):
+    """The user asked for something that does not exist or is out of range: an unknown model,
+    transform or objective name, an option value beyond its bound. The CLI exits with status 2."""
+
+
+class UnknownNameError(UsageError, KeyError):
+    """A registered name (model, head, fusion, objective, transform) that does not exist, or a
+    keyword its builder does not take (``keyword`` True); the message lists the allowed ones."""
+
+    def __init__(self, message: str, keyword: bool = False) -> None:
+        super().__init__(message)
+        self.keyword = keyword
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WorkDirError(UsageError, FileExistsError):
+    """An output folder holds a finished or unfinished run that the command would overwrite."""
+
+
 class StoreError(ActionFusionError):
     """The prepared sample store is missing, inconsistent, or lacks a sample or modality."""
 
 
 class UnsafeLoadError(ActionFusionError):
     """Loading this file would run code (a pickle) and the caller did not opt in."""
+
+
+class NonFiniteError(ActionFusionError, FloatingPointError):
+    """A loss, a statistic or an input became NaN or infinite; names the batch's samples."""

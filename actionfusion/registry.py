@@ -16,10 +16,14 @@ modalities' light helpers, do not load torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+
+from .errors import UnknownNameError
 
 KINDS = ("model", "fusion", "head", "objective")
 
@@ -100,12 +104,44 @@ def get_entry(kind: str, name: str) -> RegistryEntry:
         return _REGISTRY[kind][name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY[kind])) or "none"
-        raise KeyError(f"no {kind} named {name!r}; registered: {known}") from None
+        raise UnknownNameError(f"no {kind} named {name!r}; registered: {known}") from None
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def check_keywords(kind: str, name: str, builder: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    """Raise :class:`UnknownNameError` listing the accepted keywords if ``builder`` takes none of some."""
+    try:
+        parameters = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                         inspect.Parameter.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise UnknownNameError(f"{kind} {name!r} takes no keyword {', '.join(map(repr, unknown))}; "
+                               f"it takes: {', '.join(accepted) or 'none'}", keyword=True)
 
 
 def create(kind: str, name: str, **kwargs: Any) -> Any:
-    """Build a registered ``kind`` by name with keyword arguments."""
-    return get_entry(kind, name).builder(**kwargs)
+    """Build a registered ``kind`` by name with keyword arguments.
+
+    Raises:
+        UnknownNameError (a KeyError): no such name, or a keyword the builder does not take.
+    """
+    builder = get_entry(kind, name).builder
+    check_keywords(kind, name, builder, kwargs)
+    try:
+        return builder(**kwargs)
+    except TypeError as error:  # a builder that forwards **kwargs to a class that does not take one
+        match = _UNEXPECTED_KEYWORD.search(str(error))
+        if match is None or match.group(1) not in kwargs:
+            raise
+        raise UnknownNameError(f"{kind} {name!r} takes no keyword {match.group(1)!r} ({error})", keyword=True) \
+            from None
 
 
 def create_model(name: str, **kwargs: Any) -> Any:

@@ -53,5 +53,5 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
 
 
 def test_errors_are_reported_without_traceback(tmp_path, capsys):
-    assert main(["store-info", str(tmp_path)]) == 2
+    assert main(["store-info", str(tmp_path)]) == 1
     assert "not a sample store" in capsys.readouterr().err

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from .. import __version__
-from ..errors import ActionFusionError
+from .cli_errors import DefaultsHelpFormatter, OneLineArgumentParser, add_debug_option, run_with_error_boundary
+from .cli_types import float_in, frame_size, int_in, weight_list, workers
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -21,8 +22,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     config = SynthConfig(seed=args.seed, scale=args.scale)
     if args.rgb_size is not None:
-        width, height = (int(v) for v in args.rgb_size.lower().split("x"))
-        config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=(width, height))
+        config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=args.rgb_size)
     summary = generate_synthetic_ntu(Path(args.out), config, workers=args.workers, progress=not args.quiet)
     print(json.dumps(summary.to_dict()) if args.json else summary.summary_text())
     return 0
@@ -70,8 +70,22 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
     from ..datasets.store.sample_store import SampleStore
 
     store = SampleStore(Path(args.store))
-    print(json.dumps(store.summary(), indent=2))
-    return 0
+    summary = store.summary()
+    if not args.verify:
+        print(json.dumps(summary, indent=2))
+        return 0
+    from ..datasets.store.store_verify import verify_store
+
+    report = verify_store(store, progress=not args.quiet and sys.stderr.isatty())
+    summary["verify"] = report.to_dict()
+    print(json.dumps(summary, indent=2))
+    if report.ok:
+        return 0
+    first = report.bad[0] if report.bad else (report.missing[0], "listed in manifest.json, folder missing")
+    print(f"actionfusion store-info: error: {args.store}: {len(report.bad)} damaged and {len(report.missing)} missing "
+          f"samples (first: {first[0]}: {first[1]}): prepare them again (`actionfusion prepare` redoes what is "
+          "missing; remove a damaged sample's folder first)", file=sys.stderr)
+    return 1
 
 
 def _cmd_import_pyskl(args: argparse.Namespace) -> int:
@@ -113,13 +127,13 @@ def _pretrained_override(args: argparse.Namespace) -> list:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import run_train_cli
 
-    return run_train_cli(args.config, _pretrained_override(args), args.work_dir, args.resume)
+    return run_train_cli(args.config, _pretrained_override(args), args.work_dir, args.resume, args.allow_config_change)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain import run_pretrain_cli
 
-    return run_pretrain_cli(args.config, args.set or [], args.work_dir, args.resume)
+    return run_pretrain_cli(args.config, args.set or [], args.work_dir, args.resume, args.allow_config_change)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -127,6 +141,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     return run_probe_cli(args.config, args.pretrained, args.protocol, args.set or [], args.work_dir,
                          percent=args.percent, seeds=args.seeds, epochs=args.epochs, resume=args.resume,
+                         allow_config_change=args.allow_config_change,
                          calibrate_random_bn=not args.initial_bn_statistics)
 
 
@@ -145,7 +160,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_fuse(args: argparse.Namespace) -> int:
     from .metrics import fuse_scores
 
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    weights = list(args.weights) if args.weights else None
     print(json.dumps(fuse_scores(args.scores, weights, args.out), sort_keys=True))
     return 0
 
@@ -179,19 +194,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="actionfusion",
         description="Multimodal human action recognition from RGB-D recordings.",
     )
     parser.add_argument("--version", action="version", version=f"actionfusion {__version__}")
+    add_debug_option(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write the synthetic dataset in NTU RGB+D's on-disk layout")
     p.add_argument("out", help="output root (gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
     p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
-    p.add_argument("--rgb-size", default=None, help="RGB video size WxH, e.g. 1920x1080 (default: scaled down)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rgb-size", type=frame_size, default=None,
+                   help="RGB video size WxH, e.g. 1920x1080 (default: scaled down)")
+    p.add_argument("--workers", type=workers, default=2)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
@@ -205,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop")
     p.add_argument("--num-points", type=int, default=None, help="points per frame")
     p.add_argument("--max-actors", type=int, default=None)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None, help="prepare at most this many samples")
+    p.add_argument("--workers", type=workers, default=2)
+    p.add_argument("--limit", type=int_in(0, 10**9), default=None, help="prepare at most this many samples")
     p.add_argument(
         "--exclude-missing-skeletons",
         action="store_true",
@@ -227,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("store-info", help="summarise a prepared store: samples per class and split, shapes")
     p.add_argument("store")
+    p.add_argument("--verify", action="store_true",
+                   help="check every sample's files against its meta.json; exit 1 if any is damaged or missing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_store_info)
 
     p = sub.add_parser("import-pyskl", help="import a pyskl/mmaction2 annotation pickle into a store")
@@ -251,31 +271,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set data.clip_len=32 (repeatable)")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: go on although the config changed, recording it as config.resume_N.yaml")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="start from an encoder written by `actionfusion pretrain` (= --set model.pretrained=WEIGHTS)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder (objective: mamp, ...)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("config", help="YAML config with an objective section, e.g. configs/synthetic/mamp_pretrain.yaml")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set schedule.epochs=10 (repeatable)")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: go on although the config changed, recording it as config.resume_N.yaml")
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi or fewshot",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), e.g. configs/synthetic/mamp_probe.yaml")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="encoder.safetensors from `actionfusion pretrain` (omit for the random-init baseline)")
     p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot"))
-    p.add_argument("--percent", type=float, default=10.0, help="semi: labelled share of the training split, in percent")
-    p.add_argument("--seeds", type=int, default=1, help="runs with seeds 0..N-1 (semi: a different subset each)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the protocol's recipe)")
+    p.add_argument("--percent", type=float_in(0.0, 100.0, low_open=True), default=10.0, help="semi: labelled share of the training split, in percent")
+    p.add_argument("--seeds", type=int_in(1, 1000), default=1, help="runs with seeds 0..N-1 (semi: a different subset each)")
+    p.add_argument("--epochs", type=int_in(1, 10**6), default=None, help="training epochs (default: the protocol's recipe)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>_<protocol>)")
     p.add_argument("--resume", action="store_true", help="continue unfinished runs")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: go on although the config changed, recording it as config.resume_N.yaml")
     p.add_argument("--initial-bn-statistics", action="store_true",
                    help="random-init baseline of linear/knn/fewshot: keep the encoder's initial BatchNorm statistics "
                         "(by default they are re-estimated on the training clips)")
@@ -287,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set source.pose_source=extracted (repeatable)")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
-    p.add_argument("--workers", type=int, default=None, help="processes for prepare and pose extraction "
+    p.add_argument("--workers", type=workers, default=None, help="processes for prepare and pose extraction "
                    "(default source.workers)")
     p.set_defaults(func=_cmd_run)
 
@@ -307,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fuse", help="late-fuse saved stream scores (e.g. joint, bone, motion) with weights")
     p.add_argument("scores", nargs="+", help="scores_<split>.npy files from training runs")
-    p.add_argument("--weights", default=None, help="comma-separated, e.g. 2,2,1,1 (default: equal)")
+    p.add_argument("--weights", type=weight_list, default=None, help="comma-separated, e.g. 2,2,1,1 (default: equal)")
     p.add_argument("--out", default=None, help="directory for fused_metrics.json and fused_scores.npy")
     p.set_defaults(func=_cmd_fuse)
 
@@ -319,10 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the store: prepared (poses are added), earlier, or new")
     p.add_argument("--backend", default="default", help="pose backend (default: BlazePose through mediapipe)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=2, help="worker processes, one estimator each (0/1: inline)")
+    p.add_argument("--workers", type=workers, default=2, help="worker processes, one estimator each (0/1: inline)")
     p.add_argument("--layout", default=None, help="store keypoints in this layout (coco17, ntu25, ...)")
-    p.add_argument("--max-persons", type=int, default=None, help="keep at most N tracks per video")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--max-persons", type=int_in(1, 64), default=None, help="keep at most N tracks per video")
+    p.add_argument("--limit", type=int_in(0, 10**9), default=None, help="process at most this many videos")
     p.add_argument("--overwrite", action="store_true", help="redo videos that already have poses")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
@@ -338,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="default", help="pose backend for a video (default: BlazePose)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--store", default=None, help="sample store that holds VIDEO_OR_SAMPLE")
-    p.add_argument("--frames", type=int, default=6, help="frames in a PNG strip")
+    p.add_argument("--frames", type=int_in(1, 1000), default=6, help="frames in a PNG strip")
     p.set_defaults(func=_cmd_visualize_poses)
 
     p = sub.add_parser("pose3d", help="UniPose weakly supervised 3D pose (train / evaluate; MPJPE, mAP@10cm)")
@@ -358,26 +384,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
     p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=workers, default=2)
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a value of the demo's training config, e.g. --set schedule.epochs=5")
     p.set_defaults(func=_cmd_demo)
+    for command in sub.choices.values():
+        add_debug_option(command)
+        for action in command._actions:  # nested steps (pose3d train / evaluate)
+            if isinstance(action, argparse._SubParsersAction):
+                for step in action.choices.values():
+                    add_debug_option(step)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (see :mod:`.cli_errors`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return handler(args)
-    except ActionFusionError as error:
-        print(f"actionfusion {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"actionfusion {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-
+    return run_with_error_boundary(args.command, lambda: handler(args), debug=bool(getattr(args, "debug", False)))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from ..datasets.ntu.constants import NTU120_CLASS_NAMES
+from .cli_types import int_in
 from ..io import (
     atomic_publish_dir,
     atomic_save_npy,
@@ -182,7 +183,7 @@ def add_extract_features_parser(subparsers: "argparse._SubParsersAction") -> arg
                         "masked-depth folders, or STORE_DIR::NAME (STORE_DIR::* for a whole store)")
     p.add_argument("--out", required=True, help="output folder (gets <name>.safetensors or <name>/ and index.json)")
     p.add_argument("--format", default="safetensors", choices=FORMATS)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--cache-dir", default=None,
                    help="keep raw inputs prepared here and reuse them (default: a temporary folder)")

@@ -21,6 +21,7 @@ from typing import Any, Dict
 from safetensors.torch import save as safetensors_save_bytes
 
 from ...io import atomic_write_bytes
+from ..cli_types import int_in
 from .converters import CONVERTERS, OBJECTIVE_PARTS, convert_objective_part, convert_to_ours, list_converters
 from .official_loading import load_official_checkpoint
 
@@ -59,7 +60,7 @@ def add_convert_checkpoint_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUT.safetensors",
                    help="converted weights (our names); a checkpoint with an objective's part (mamp_pretrain: "
                         "the decoder) also writes it to OUT.objective.safetensors")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=int_in(1, 100_000), default=None,
                    help="classes of the model (default: read off the checkpoint's classifier)")
     p.set_defaults(func=run_convert_checkpoint_cli)
     return p
