@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .distributed import DistContext, broadcast_buffers, gather_predictions, unwrap_ddp
 from .metrics import classification_metrics
+from .numeric_guards import check_inputs
 from .model_inputs import ModelInput, batch_inputs, flatten_clips, model_input_keys
 
 
@@ -54,9 +55,11 @@ def per_sample_outputs(model: nn.Module, loader: DataLoader, ctx: DistContext,
     indices, values = [], []
     batches: Iterator[Dict[str, Any]] = iter(loader)
     if progress and ctx.is_main:
-        batches = tqdm(batches, total=len(loader), desc=desc, leave=False, dynamic_ncols=True)
+        batches = tqdm(batches, total=len(loader), desc=desc, leave=False, dynamic_ncols=True,
+                       disable=None)  # None: only on a terminal
     for batch in batches:
         x, clips = flatten_clips(batch_inputs(batch, keys, ctx.device), keys)
+        check_inputs(x, loader, batch, clips)
         with autocast_context(ctx, amp):
             rows = output(model, x).float()
         values.append(rearrange(rows, "(b k) c -> b k c", k=clips).mean(dim=1))
@@ -103,4 +106,7 @@ def evaluate_dataset(model: nn.Module, loader: DataLoader, ctx: DistContext, num
     labels = np.asarray(base.labels, dtype=np.int64)
     metrics: Dict[str, float] = dict(classification_metrics(scores, labels))
     metrics["loss"] = nll_of_probabilities(scores, labels)
+    missing = getattr(base, "missing_samples", None)
+    if missing is not None:
+        metrics["missing_samples"] = len(missing)  # in the split, absent from the store: not scored
     return metrics, scores, labels

@@ -17,11 +17,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..errors import NonFiniteError
 from ..objectives.base import Objective, ObjectiveOutput
 from ..objectives.supervised import AUX_LOSS_PREFIX, features_and_logits
 from .distributed import DistContext, all_reduce_sum
 from .evaluation import autocast_context
 from .model_inputs import ModelInput, model_input_keys
+from .numeric_guards import check_loss, check_norm_statistics, norm_statistics
 
 __all__ = ["AUX_LOSS_PREFIX", "EpochStats", "FeaturesAndLogits", "LoopSettings", "ObjectiveModule", "train_one_epoch"]
 
@@ -131,22 +133,24 @@ def train_one_epoch(
     """Train an :class:`ObjectiveModule` (maybe in DDP) for one epoch.
 
     The scheduler steps after every optimizer step. Returns (epoch means over all ranks: ``loss``
-    and the objective's named losses and metrics, new global step). Raises FloatingPointError on a
-    non-finite loss without AMP.
+    and the objective's named losses and metrics, new global step). Raises NonFiniteError (naming the
+    batch's samples) on a non-finite loss or BatchNorm running statistic, with or without AMP.
     """
     module.train()
+    norm_stats = norm_statistics(module)
     stats = EpochStats()
     batches: Iterator[Dict[str, Any]] = iter(loader)
     bar = None
     if settings.progress and ctx.is_main:
-        bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True)
+        bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True,
+                   disable=None)  # None: only on a terminal
         batches = bar
     for batch in batches:
         with autocast_context(ctx, settings.amp):
             out: ObjectiveOutput = module(batch)
         loss = out.loss
-        if not scaler.is_enabled() and not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {global_step}")
+        where = f"epoch {epoch + 1}, step {global_step + 1}"
+        check_loss(loss, loader, batch, where)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if settings.grad_clip is not None:
@@ -155,6 +159,7 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        check_norm_statistics(norm_stats, loader, batch, where)
         global_step += 1
 
         loss_value = float(loss.detach())
@@ -169,6 +174,6 @@ def train_one_epoch(
     if bar is not None:
         bar.close()
     summary = stats.summary(ctx)
-    if not math.isfinite(summary["loss"]) and not scaler.is_enabled():
-        raise FloatingPointError(f"non-finite mean loss in epoch {epoch + 1}")
+    if not math.isfinite(summary["loss"]):
+        raise NonFiniteError(f"non-finite mean loss in epoch {epoch + 1}")
     return summary, global_step
