@@ -15,6 +15,7 @@ interrupted epoch from the last checkpoint and ends bit-identical on CPU.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import warnings
@@ -24,14 +25,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from ..io import atomic_write_json, atomic_write_text, remove_stale_staging
+from ..errors import WorkDirError
+from ..io import atomic_write_json, remove_stale_staging
 from ..objectives.base import Objective, attach_objective, start_objective_epoch
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
 from .distributed import DistContext, barrier, per_process_batch_size, wrap_model
 from .loaders import build_train_loader
+from .resume_config import record_config
 from .optim import build_optimizer, build_scheduler, parameter_groups
 from .train_loop import LoopSettings, ObjectiveModule, train_one_epoch
 
@@ -178,14 +180,24 @@ class EngineResult:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def start_work_dir(cfg: Any, work_dir: Path, ctx: DistContext, resume: bool) -> None:
-    """Refuse a fresh run over checkpoints; create the folder and write the resolved config (rank 0)."""
+def check_work_dir(work_dir: Path, resume: bool) -> None:
+    """Refuse a work dir that is a file, and a fresh run over checkpoints (before any data is built)."""
+    if work_dir.exists() and not work_dir.is_dir():
+        raise FileExistsError(errno.ENOTDIR, "the work dir is a file, not a folder", str(work_dir))
     if not resume and list_checkpoints(work_dir):
-        raise FileExistsError(f"{work_dir} already holds checkpoints: pass resume=True (--resume) or another work dir")
+        raise WorkDirError(f"{work_dir} already holds checkpoints: pass --resume to continue that run, or give "
+                           "another --work-dir")
+
+
+def start_work_dir(cfg: Any, work_dir: Path, ctx: DistContext, resume: bool, allow_config_change: bool = False) -> None:
+    """Refuse a fresh run over checkpoints, and a resume whose config changed (:mod:`.resume_config`);
+    create the folder and record the resolved config (rank 0)."""
+    check_work_dir(work_dir, resume)
+    checkpoints = list_checkpoints(work_dir)
     if ctx.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(work_dir)
-        atomic_write_text(work_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        record_config(work_dir, cfg.to_dict(), resuming=bool(checkpoints), allow_change=allow_config_change)
     barrier(ctx)
 
 

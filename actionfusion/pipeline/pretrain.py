@@ -28,7 +28,7 @@ from .checkpoints import BEST_WEIGHTS, load_weights, save_weights
 from .config import ConfigError
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, per_process_batch_size, shutdown_distributed
 from ..objectives.base import attach_objective
-from .engine import check_selection_metric, fit, limit_cpu_threads, seed_everything, start_work_dir
+from .engine import check_selection_metric, check_work_dir, fit, limit_cpu_threads, seed_everything, start_work_dir
 from .evaluation import autocast_context
 from .feature_bank import pooled_features
 from .loaders import build_eval_loader
@@ -74,7 +74,7 @@ def knn_scores(model: torch.nn.Module, bank_loader: Any, query_loader: Any, ctx:
 
 
 def pretrain(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = True,
-             datasets: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+             datasets: Optional[Mapping[str, Any]] = None, allow_config_change: bool = False) -> Dict[str, Any]:
     """Pretrain ``cfg``'s encoder with its objective into ``work_dir``; returns the final metrics.
 
     Args:
@@ -82,13 +82,15 @@ def pretrain(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool 
         work_dir: output folder; a fresh run refuses one that holds checkpoints.
         resume: continue from the newest checkpoint (bit-identical to an uninterrupted run on CPU).
         progress: progress bars and console lines (rank 0).
+        allow_config_change: resume even if the config changed, recording both (see :mod:`.resume_config`).
         datasets: ``{"train", "val", "test"}`` (optionally ``"train_eval"``, ``"val_objective"``) instead of
             ``build_datasets(cfg, train_eval=True)``.
     """
     work_dir = Path(work_dir)
+    check_work_dir(work_dir, resume)
     ctx = init_distributed()
     try:
-        results = _pretrain(cfg, work_dir, resume, progress, datasets, ctx)
+        results = _pretrain(cfg, work_dir, resume, progress, datasets, ctx, allow_config_change)
         barrier(ctx)
         return results
     finally:
@@ -96,7 +98,7 @@ def pretrain(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool 
 
 
 def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Optional[Mapping[str, Any]],
-              ctx: DistContext) -> Dict[str, Any]:
+              ctx: DistContext, allow_config_change: bool = False) -> Dict[str, Any]:
     seed_everything(cfg.seed, cfg.train.deterministic)
     limit_cpu_threads(cfg, ctx)
     objective = build_objective(cfg)
@@ -117,7 +119,7 @@ def _pretrain(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: 
     provided = (["val/loss"] + (["val/knn_top1"] if knn_every > 0 else [])) if has_val else []
     if has_val:
         check_selection_metric(cfg.train.select_by, provided)
-    start_work_dir(cfg, work_dir, ctx, resume)
+    start_work_dir(cfg, work_dir, ctx, resume, allow_config_change)
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     workers = int(cfg.data.num_workers)
     loaders = {part: build_eval_loader(datasets[part], ctx, batch, workers)
@@ -204,12 +206,13 @@ def class_names_of(dataset: Any, labels: Any) -> list:
 
 
 def run_pretrain_cli(config_path: PathLike, overrides: Sequence[str] = (), work_dir: Optional[PathLike] = None,
-                     resume: bool = False) -> int:
+                     resume: bool = False, allow_config_change: bool = False) -> int:
     """``actionfusion pretrain CONFIG [--set k=v ...] [--work-dir DIR] [--resume]``: prints the metrics JSON."""
     from .config import load_config
 
     cfg = load_config(config_path, list(overrides))
-    results = pretrain(cfg, Path(work_dir) if work_dir is not None else default_work_dir(cfg), resume=resume)
+    results = pretrain(cfg, Path(work_dir) if work_dir is not None else default_work_dir(cfg), resume=resume,
+                     allow_config_change=allow_config_change)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(results, sort_keys=True))
     return 0

@@ -43,6 +43,7 @@ from .engine import limit_cpu_threads, seed_everything
 from .feature_bank import pooled_features
 from .loaders import build_eval_loader
 from .pretrain import class_names_of, knn_scores
+from .resume_config import check_finished_run
 from .trainer import build_model, default_work_dir, train
 
 PathLike = Union[str, Path]
@@ -125,7 +126,7 @@ def _mean_std(values: Sequence[float]) -> Dict[str, float]:
 
 def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optional[str], work_dir: Path,
                          seeds: int, percent: Optional[float], epochs: Optional[int], resume: bool,
-                         progress: bool = True) -> Dict[str, Any]:
+                         progress: bool = True, allow_config_change: bool = False) -> Dict[str, Any]:
     """``linear``, ``finetune`` or ``semi``: one training run per seed; mean and std of test top-1."""
     runs: List[Dict[str, Any]] = []
     for index in range(int(seeds)):
@@ -134,6 +135,7 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
         run_dir = work_dir / f"seed_{seed}"
         done = run_dir / "metrics.json"
         if done.is_file():
+            check_finished_run(run_dir, run_cfg.to_dict())
             metrics = json.loads(done.read_text())
         else:
             datasets = labelled_datasets(run_cfg, percent if protocol == "semi" else None, seed)
@@ -141,7 +143,7 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
                 run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(run_dir / "labelled_subset.json", list(datasets["train"].names))
             metrics = train(run_cfg, run_dir, resume=resume or (run_dir / "checkpoints").is_dir(), progress=progress,
-                            datasets=datasets)
+                            datasets=datasets, allow_config_change=allow_config_change)
             metrics["train_samples"] = len(datasets["train"])
         runs.append({"seed": seed, "top1": metrics["top1"], "top5": metrics["top5"],
                      "mean_class_accuracy": metrics["mean_class_accuracy"], "best_epoch": metrics.get("best_epoch"),
@@ -306,7 +308,7 @@ def run_fewshot_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_
 
 def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_dir: PathLike,
           percent: float = 10.0, seeds: int = 1, epochs: Optional[int] = None, resume: bool = False,
-          progress: bool = True, calibrate_random_bn: bool = True) -> Dict[str, Any]:
+          progress: bool = True, calibrate_random_bn: bool = True, allow_config_change: bool = False) -> Dict[str, Any]:
     """Run ``protocol`` on ``cfg``'s model from ``pretrained`` (None: random init); returns and
     writes ``work_dir/metrics.json``.
 
@@ -330,7 +332,8 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
     elif protocol == "fewshot":
         result = run_fewshot_protocol(cfg, pretrained, work_dir)
     else:
-        result = run_trained_protocol(cfg, protocol, pretrained, work_dir, seeds, percent, epochs, resume, progress)
+        result = run_trained_protocol(cfg, protocol, pretrained, work_dir, seeds, percent, epochs, resume, progress,
+                                      allow_config_change)
     result["experiment"] = str(cfg.experiment)
     if calibrated is not None:
         result["pretrained"] = None
@@ -342,13 +345,14 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
 
 def run_probe_cli(config_path: PathLike, pretrained: Optional[str], protocol: str, overrides: Sequence[str] = (),
                   work_dir: Optional[PathLike] = None, percent: float = 10.0, seeds: int = 1,
-                  epochs: Optional[int] = None, resume: bool = False, calibrate_random_bn: bool = True) -> int:
+                  epochs: Optional[int] = None, resume: bool = False, calibrate_random_bn: bool = True,
+                  allow_config_change: bool = False) -> int:
     """``actionfusion probe CONFIG --pretrained W --protocol P [...]``: prints the metrics JSON."""
     cfg = load_config(config_path, list(overrides))
     suffix = protocol + (f"{percent:g}pct" if protocol == "semi" else "") + ("" if pretrained else "_scratch")
     out = Path(work_dir) if work_dir is not None else default_work_dir(cfg).with_name(f"{cfg.experiment}_{suffix}")
     result = probe(cfg, pretrained, protocol, out, percent=percent, seeds=seeds, epochs=epochs, resume=resume,
-                   calibrate_random_bn=calibrate_random_bn)
+                   calibrate_random_bn=calibrate_random_bn, allow_config_change=allow_config_change)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, sort_keys=True))
     return 0

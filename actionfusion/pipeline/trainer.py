@@ -23,11 +23,13 @@ import torch
 from torch import nn
 
 from ..io import atomic_write_json
+from ..errors import UnknownNameError
 from ..registry import create_model
 from .checkpoints import BEST_WEIGHTS, MODEL_FILE, load_weights, unwrap_model
 from .config import ConfigError
 from .distributed import DistContext, barrier, init_distributed, per_process_batch_size, shutdown_distributed, wrap_model
-from .engine import check_selection_metric, epoch_seed, fit, limit_cpu_threads, seed_everything, start_work_dir
+from .engine import (check_selection_metric, check_work_dir, epoch_seed, fit, limit_cpu_threads, seed_everything,
+                     start_work_dir)
 from .evaluation import evaluate_dataset
 from .loaders import build_eval_loader
 from .metrics import write_evaluation_outputs
@@ -57,7 +59,10 @@ def build_model(cfg: Any, num_classes: Optional[int] = None) -> nn.Module:
     """``create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)``
     (``num_classes`` replaces the config's, e.g. 0 for the encoder without its head)."""
     classes = cfg.model.num_classes if num_classes is None else num_classes
-    return create_model(cfg.model.name, num_classes=classes, **dict(cfg.model.kwargs or {}))
+    try:
+        return create_model(cfg.model.name, num_classes=classes, **dict(cfg.model.kwargs or {}))
+    except UnknownNameError as err:
+        raise ConfigError("model.kwargs" if err.keyword else "model.name", str(err)) from err
 
 
 def initialise_from(model: nn.Module, init: Mapping[str, str]) -> None:
@@ -123,8 +128,8 @@ def build_objective(cfg: Any) -> Any:
         kwargs.setdefault("label_smoothing", float(cfg.train.label_smoothing))
     try:
         return create_objective(cfg.objective.name, **kwargs)
-    except KeyError as err:
-        raise ConfigError("objective.name", str(err).strip("'\"")) from err
+    except UnknownNameError as err:
+        raise ConfigError("objective.kwargs" if err.keyword else "objective.name", str(err)) from err
     except TypeError as err:
         raise ConfigError("objective.kwargs", f"{cfg.objective.name}: {err}") from err
 
@@ -135,7 +140,7 @@ def _split_metrics_text(split: str, metrics: Mapping[str, float]) -> str:
 
 
 def train(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = True,
-          datasets: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+          datasets: Optional[Mapping[str, Any]] = None, allow_config_change: bool = False) -> Dict[str, Any]:
     """Train ``cfg`` into ``work_dir``; returns the final metrics (also in ``metrics.json``).
 
     Args:
@@ -143,12 +148,14 @@ def train(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = T
         work_dir: output folder. A fresh run refuses a folder that already holds checkpoints.
         resume: continue from the newest checkpoint in ``work_dir`` (fresh start when none).
         progress: tqdm bars and console lines (rank 0).
+        allow_config_change: resume even if the config changed, recording both (see :mod:`.resume_config`).
         datasets: ``{"train", "val", "test"}`` to use instead of ``build_datasets(cfg)``.
     """
     work_dir = Path(work_dir)
+    check_work_dir(work_dir, resume)
     ctx = init_distributed()
     try:
-        results = _train(cfg, work_dir, resume, progress, datasets, ctx)
+        results = _train(cfg, work_dir, resume, progress, datasets, ctx, allow_config_change)
         # Every rank leaves the process group together: a rank tearing gloo down while another
         # is still in a collective aborted the process ("terminate called without an active exception").
         barrier(ctx)
@@ -158,7 +165,7 @@ def train(cfg: Any, work_dir: PathLike, resume: bool = False, progress: bool = T
 
 
 def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Optional[Mapping[str, Any]],
-           ctx: DistContext) -> Dict[str, Any]:
+           ctx: DistContext, allow_config_change: bool = False) -> Dict[str, Any]:
     seed_everything(cfg.seed, cfg.train.deterministic)
     limit_cpu_threads(cfg, ctx)
     objective = build_objective(cfg)
@@ -169,7 +176,7 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     has_val = len(datasets.get("val") or []) > 0
     if has_val:
         check_selection_metric(cfg.train.select_by, SUPERVISED_VAL_METRICS)
-    start_work_dir(cfg, work_dir, ctx, resume)
+    start_work_dir(cfg, work_dir, ctx, resume, allow_config_change)
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     workers = int(cfg.data.num_workers)
     val_loader = build_eval_loader(datasets["val"], ctx, batch, workers) if has_val else None
@@ -264,14 +271,15 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
 
 
 def run_train_cli(config_path: PathLike, overrides: Sequence[str] = (), work_dir: Optional[PathLike] = None,
-                  resume: bool = False) -> int:
+                  resume: bool = False, allow_config_change: bool = False) -> int:
     """``actionfusion train CONFIG [--set k=v ...] [--work-dir DIR] [--resume]``: prints the metrics JSON."""
     import json
 
     from .config import load_config
 
     cfg = load_config(config_path, list(overrides))
-    results = train(cfg, Path(work_dir) if work_dir is not None else default_work_dir(cfg), resume=resume)
+    results = train(cfg, Path(work_dir) if work_dir is not None else default_work_dir(cfg), resume=resume,
+                    allow_config_change=allow_config_change)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(results, sort_keys=True))
     return 0
