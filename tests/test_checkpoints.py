@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from actionfusion.errors import UnsafeLoadError
+from actionfusion.errors import CheckpointError, UnsafeLoadError
 from actionfusion.pipeline.checkpoints import (
     flatten_optimizer_state,
     latest_checkpoint,
@@ -109,8 +109,20 @@ def test_weights_load_safely_and_refuse_pickles(tmp_path):
         pickle.dump({"x": object()}, handle)
     with pytest.raises(UnsafeLoadError):
         read_weights(tmp_path / "evil.pt")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(CheckpointError, match="2 missing keys .bias, weight., 9 unexpected"):
         load_weights(tmp_path / "w.safetensors", nn.Linear(4, 6))  # strict: mismatching keys
+    same_keys = _model(1)
+    first = next(name for name, _ in same_keys.named_parameters())
+    state = dict(_model(0).state_dict())
+    state[first] = torch.zeros(tuple(state[first].shape) + (2,))
+    save_weights_file = tmp_path / "reshaped.safetensors"
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in state.items()}, str(save_weights_file))
+    with pytest.raises(CheckpointError, match=f"other shapes than the model's, e.g. {first}"):
+        load_weights(save_weights_file, same_keys)
+    (tmp_path / "torn.safetensors").write_bytes((tmp_path / "w.safetensors").read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="damaged"):
+        read_weights(tmp_path / "torn.safetensors")
 
 
 def test_save_best_writes_weights_and_json(tmp_path):

@@ -16,6 +16,8 @@ a checkpoint directory either exists complete or not at all (``kill -9`` safe). 
 
 from __future__ import annotations
 
+import errno
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -27,7 +29,7 @@ from safetensors.torch import load_file as safetensors_load_file
 from safetensors.torch import save as safetensors_save_bytes
 from torch import nn
 
-from ..errors import UnsafeLoadError
+from ..errors import CheckpointError, UnsafeLoadError
 from ..io import atomic_publish_dir, atomic_write_bytes, atomic_write_json, load_json, make_staging_dir, remove_stale_staging
 
 PathLike = Union[str, Path]
@@ -89,30 +91,72 @@ def read_weights(path: PathLike) -> Dict[str, torch.Tensor]:
     ``.safetensors`` is read with safetensors; anything else with
     ``torch.load(weights_only=True)`` (a plain state_dict, or one nested under "state_dict" /
     "model"). A ``module.`` prefix (saved from DDP) is removed.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file is damaged, empty, or not a mapping of names to tensors.
+        UnsafeLoadError: loading it would need to unpickle objects (code); it is never done.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no weights file here", str(path))
     if path.suffix == ".safetensors":
-        state = safetensors_load_file(str(path), device="cpu")
+        try:
+            state = safetensors_load_file(str(path), device="cpu")
+        except Exception as error:  # safetensors raises SafetensorError (not exported) on a bad header
+            raise CheckpointError(path, f"not a readable safetensors file ({one_line(error)}): the file is "
+                                        "damaged or incomplete; write it again") from error
     else:
         try:
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises UnpicklingError / RuntimeError for non-weight objects
-            raise UnsafeLoadError(f"{path}: not a plain weights file loadable with weights_only=True ({error})") from error
+        except pickle.UnpicklingError as error:
+            # torch's message advises weights_only=False, which would run the file's code: not repeated.
+            raise UnsafeLoadError(f"{path}: holds pickled objects beyond plain tensors, which are not loaded "
+                                  "(loading them could run code); save a plain state_dict, or convert the "
+                                  "file with `actionfusion convert-checkpoint`") from None
+        except Exception as error:  # truncated zip, random bytes
+            raise CheckpointError(path, f"not a readable torch weights file ({type(error).__name__}): the file is "
+                                        "damaged or not a checkpoint") from None
         for key in ("state_dict", "model"):
             if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
                 loaded = loaded[key]
         if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-            raise UnsafeLoadError(f"{path}: expected a mapping of names to tensors")
+            raise CheckpointError(path, "expected a mapping of names to tensors")
         state = dict(loaded)
     return _strip_prefix(state, "module.")
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters."""
+    return " ".join(str(error).split())[:200]
 
 
 def load_weights(path: PathLike, model: nn.Module, strict: bool = True) -> Tuple[List[str], List[str]]:
     """Load weights from ``path`` into ``model`` (see :func:`read_weights`).
 
-    Returns (missing keys, unexpected keys); with ``strict`` any mismatch raises.
+    Returns (missing keys, unexpected keys).
+
+    Raises:
+        CheckpointError: with ``strict``, any missing or unexpected key, or a shape that differs.
     """
-    result = unwrap_model(model).load_state_dict(read_weights(path), strict=strict)
+    state = read_weights(path)
+    target = unwrap_model(model)
+    own = target.state_dict()
+    shapes = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if shapes:
+        key = shapes[0]
+        raise CheckpointError(path, f"{len(shapes)} tensors have other shapes than the model's, e.g. {key} "
+                                    f"{tuple(state[key].shape)} vs {tuple(own[key].shape)}: the weights belong to "
+                                    "another model or config (model.name, model.kwargs, num_classes)")
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if strict and (missing or unexpected):
+        raise CheckpointError(path, f"does not fit the model: {len(missing)} missing keys "
+                                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), "
+                                    f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
+                                    f"{', ...' if len(unexpected) > 3 else ''}): the weights belong to another "
+                                    "model or config")
+    result = target.load_state_dict(state, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)
 
 

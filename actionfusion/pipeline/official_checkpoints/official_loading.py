@@ -17,6 +17,8 @@ state dict) is listed in :attr:`OfficialCheckpoint.non_tensor` and not converted
 from __future__ import annotations
 
 import argparse
+import errno
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Union
@@ -24,7 +26,7 @@ from typing import Dict, List, Mapping, Union
 import torch
 from safetensors.torch import load_file as safetensors_load_file
 
-from ...errors import UnsafeLoadError
+from ...errors import CheckpointError, UnsafeLoadError
 
 WRAPPER_KEYS = ("state_dict", "model")  # tried in this order
 DDP_PREFIX = "module."
@@ -83,16 +85,25 @@ def load_official_checkpoint(path: Union[str, Path]) -> OfficialCheckpoint:
     """Read ``path`` (``.pth`` / ``.pt`` / ``.ckpt`` / ``.safetensors``) without running any code."""
     path = Path(path)
     if not path.is_file():
-        raise UnsafeLoadError(f"{path}: no such checkpoint file")
+        raise FileNotFoundError(errno.ENOENT, "no such checkpoint file", str(path))
     if path.suffix == ".safetensors":
-        return unwrap_state_dict(safetensors_load_file(str(path), device="cpu"), str(path))
+        try:
+            tensors = safetensors_load_file(str(path), device="cpu")
+        except Exception as error:  # SafetensorError on a damaged header
+            raise CheckpointError(path, f"not a readable safetensors file ({' '.join(str(error).split())[:200]})") \
+                from None
+        return unwrap_state_dict(tensors, str(path))
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # UnpicklingError / RuntimeError name the class a full unpickle would build
+    except pickle.UnpicklingError:  # torch names the class a full unpickle would build
+        # torch's own message advises weights_only=False, which would run the file's code: not passed on.
         raise UnsafeLoadError(
             f"{path}: cannot be read with torch.load(weights_only=True): it holds objects beyond tensors "
-            f"({', '.join(_unsafe_globals(path)) or error}). Re-save only its state dict, in an environment "
-            "you trust: torch.save(torch.load(path, weights_only=False)['state_dict'], 'weights.pth')"
-        ) from error
+            f"({', '.join(_unsafe_globals(path)) or 'unknown classes'}), which are never loaded since loading them "
+            "can run code. Ask its authors for a .safetensors or plain state_dict export"
+        ) from None
+    except Exception as error:  # a truncated or foreign file
+        raise CheckpointError(path, f"not a readable torch checkpoint ({type(error).__name__}): damaged, or not a "
+                                    "checkpoint") from None
     return unwrap_state_dict(loaded, str(path))
