@@ -28,6 +28,8 @@ as read-only too. ``ExperimentConfig.from_dict(cfg.to_dict()) == cfg`` always ho
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 
 import dataclasses
@@ -355,6 +357,19 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(key, message)
 
 
+UPPER_BOUNDS = {
+    "data.clip_len": 10_000,       # frames; NTU's longest sample has 300
+    "data.max_persons": 64,
+    "data.test_clips": 1_000,
+    "data.batch_size": 65_536,
+    "data.num_workers": 256,
+    "data.points.num_points": 1_000_000,
+    "image_size": 4_096,           # pixels per side of a stored or sampled frame
+    "schedule.epochs": 1_000_000,
+}
+"""Largest accepted values: an absurd value is refused before anything is allocated for it."""
+
+
 def _check_ranges(cfg: ExperimentConfig) -> None:
     data, optim, schedule, train = cfg.data, cfg.optim, cfg.schedule, cfg.train
     _require(bool(cfg.experiment), "experiment", "must not be empty")
@@ -382,7 +397,22 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(data.stream in STREAMS, "data.stream", f"{data.stream!r} is not one of {', '.join(STREAMS)}")
     for key in ("clip_len", "max_persons", "test_clips", "batch_size"):
         _require(getattr(data, key) >= 1, f"data.{key}", "must be at least 1")
-    _require(data.num_workers >= 0, "data.num_workers", "must not be negative")
+        _require(getattr(data, key) <= UPPER_BOUNDS[f"data.{key}"], f"data.{key}",
+                 f"must be at most {UPPER_BOUNDS[f'data.{key}']} (bounded before anything is allocated)")
+    _require(0 <= data.num_workers <= UPPER_BOUNDS["data.num_workers"], "data.num_workers",
+             f"must lie in [0, {UPPER_BOUNDS['data.num_workers']}]")
+    for block in ("rgb", "pose_heatmap", "depth", "points"):
+        frames = getattr(data, block).num_frames
+        _require(frames <= UPPER_BOUNDS["data.clip_len"], f"data.{block}.num_frames",
+                 f"must be at most {UPPER_BOUNDS['data.clip_len']}")
+        size = getattr(getattr(data, block), "size", None)
+        if size is not None:
+            _require(1 <= size <= UPPER_BOUNDS["image_size"], f"data.{block}.size",
+                     f"must lie in [1, {UPPER_BOUNDS['image_size']}]")
+    _require(1 <= data.points.num_points <= UPPER_BOUNDS["data.points.num_points"], "data.points.num_points",
+             f"must lie in [1, {UPPER_BOUNDS['data.points.num_points']}]")
+    _require(cfg.train.cpu_threads is None or 1 <= cfg.train.cpu_threads <= 4096, "train.cpu_threads",
+             "must be at least 1, or null (torch's default)")
     for list_key in ("train_transforms", "test_transforms"):
         for i, spec in enumerate(getattr(data, list_key)):
             _require(isinstance(spec.get("name"), str), f"data.{list_key}[{i}]", "each transform needs a string 'name'")
@@ -404,11 +434,12 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(schedule.name in SCHEDULES, "schedule.name", f"{schedule.name!r} is not one of {', '.join(SCHEDULES)}")
     _require(optim.layer_decay is None or optim.name == "adamw_layer_decay", "optim.layer_decay",
              f"only optim.name 'adamw_layer_decay' uses it (optim.name is {optim.name!r}); set it to null")
-    _require(optim.lr > 0, "optim.lr", "must be positive")
+    _require(optim.lr > 0 and math.isfinite(optim.lr), "optim.lr", "must be a positive finite number")
     _require(optim.weight_decay >= 0, "optim.weight_decay", "must not be negative")
     _require(optim.layer_decay is None or 0 < optim.layer_decay <= 1, "optim.layer_decay", "must lie in (0, 1] or be null")
     _require(len(optim.betas) == 2, "optim.betas", "must hold two numbers")
-    _require(schedule.epochs >= 1, "schedule.epochs", "must be at least 1")
+    _require(1 <= schedule.epochs <= UPPER_BOUNDS["schedule.epochs"], "schedule.epochs",
+             f"must lie in [1, {UPPER_BOUNDS['schedule.epochs']}]")
     _require(0 <= schedule.warmup_epochs <= schedule.epochs, "schedule.warmup_epochs", "must lie in [0, epochs]")
     _require(list(schedule.milestones) == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
     _require(0 <= train.label_smoothing < 1, "train.label_smoothing", "must lie in [0, 1)")

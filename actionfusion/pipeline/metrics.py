@@ -7,6 +7,7 @@ labels int64 [N] with 0-based class ids (NTU: ``action - 1``).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -14,6 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..datasets.ntu.constants import NTU120_CLASS_NAMES
+from ..errors import FileFormatError, UsageError
 from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, load_json, load_npy
 
 PathLike = Union[str, Path]
@@ -176,14 +178,17 @@ def late_fusion(stream_scores: Sequence[np.ndarray], weights: Optional[Sequence[
     ``DEFAULT_STREAM_WEIGHTS`` (2:2:1:1).
     """
     if not stream_scores:
-        raise ValueError("late fusion needs at least one stream")
+        raise UsageError("late fusion needs at least one stream")
     weights = [1.0] * len(stream_scores) if weights is None else [float(w) for w in weights]
     if len(weights) != len(stream_scores):
-        raise ValueError(f"{len(stream_scores)} score arrays but {len(weights)} weights")
+        raise UsageError(f"{len(stream_scores)} score arrays but {len(weights)} weights: give one weight per stream")
+    if not all(np.isfinite(w) and w >= 0 for w in weights) or not any(w > 0 for w in weights):
+        raise UsageError(f"weights {weights}: each must be finite and non-negative, and one positive")
     shape = np.asarray(stream_scores[0]).shape
     for scores in stream_scores:
         if np.asarray(scores).shape != shape:
-            raise ValueError(f"score arrays differ in shape: {shape} vs {np.asarray(scores).shape}")
+            raise UsageError(f"score arrays differ in shape: {shape} vs {np.asarray(scores).shape}: fuse streams "
+                             "scored on the same split")
     fused = np.zeros(shape, dtype=np.float64)
     for scores, weight in zip(stream_scores, weights):
         fused += weight * np.asarray(scores, dtype=np.float64)
@@ -197,6 +202,38 @@ def _companion(score_file: Path, kind: str, suffix: str) -> Path:
     return score_file.with_name(f"{kind}{tail}{suffix}")
 
 
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return load_npy(path)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as error:  # damaged, or holds pickled objects (refused)
+        raise FileFormatError(path, f"not a plain .npy array ({' '.join(str(error).split())[:120]})") from None
+
+
+def _score_array(path: Path) -> np.ndarray:
+    """A ``scores_<split>.npy``: finite float [N, C]."""
+    scores = _read_npy(path)
+    if scores.ndim != 2 or not np.issubdtype(scores.dtype, np.number):
+        raise FileFormatError(path, f"expected scores [N, C], got {scores.dtype} {tuple(scores.shape)}")
+    bad = np.flatnonzero(~np.isfinite(scores).all(axis=1))
+    if bad.size:
+        raise FileFormatError(path, f"{bad.size} rows hold NaN or inf (first: row {int(bad[0])}): score the "
+                                    "stream again")
+    return scores
+
+
+def _label_array(path: Path, count: int) -> np.ndarray:
+    """A ``labels_<split>.npy`` beside its scores: integer [N]."""
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "the labels file beside the scores is missing "
+                                "(`actionfusion evaluate` writes both)", str(path))
+    labels = _read_npy(path)
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise FileFormatError(path, f"expected {count} integer labels, got {labels.dtype} {tuple(labels.shape)}")
+    return labels
+
+
 def fuse_scores(score_files: Sequence[PathLike], weights: Optional[Sequence[float]] = None,
                 out_dir: Optional[PathLike] = None) -> Dict[str, object]:
     """Late-fuse saved score arrays (``scores_<split>.npy`` from training runs) and score them.
@@ -206,17 +243,20 @@ def fuse_scores(score_files: Sequence[PathLike], weights: Optional[Sequence[floa
     metrics; with ``out_dir`` also writes ``fused_metrics.json`` and ``fused_scores.npy`` there.
     """
     paths = [Path(p) for p in score_files]
-    scores = [load_npy(p) for p in paths]
-    labels = [load_npy(_companion(p, "labels", ".npy")) for p in paths]
+    if weights is not None and len(weights) != len(paths):
+        raise UsageError(f"{len(paths)} score files but {len(weights)} weights: give one weight per stream")
+    scores = [_score_array(p) for p in paths]
+    labels = [_label_array(_companion(p, "labels", ".npy"), len(s)) for p, s in zip(paths, scores)]
     for path, other in zip(paths[1:], labels[1:]):
         if not np.array_equal(other, labels[0]):
-            raise ValueError(f"{path}: its labels differ from {paths[0]}'s: the streams were not scored on the same samples")
+            raise FileFormatError(path, f"its labels differ from {paths[0]}'s: the streams were not scored on the "
+                                        "same samples")
     names = [_companion(p, "names", ".json") for p in paths]
     if all(n.is_file() for n in names):
         first = load_json(names[0])
         for path in names[1:]:
             if load_json(path) != first:
-                raise ValueError(f"{path}: sample order differs from {names[0]}")
+                raise FileFormatError(path, f"sample order differs from {names[0]}")
     fused = late_fusion(scores, weights)
     result: Dict[str, object] = dict(classification_metrics(fused, labels[0]))
     result["streams"] = [str(p) for p in paths]

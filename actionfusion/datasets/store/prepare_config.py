@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from ...errors import StoreError
+from ...errors import StoreError, UsageError
 from ...geometry import KINECT_V2_DEPTH_3DV, KINECT_V2_DEPTH_PSTNET, CameraIntrinsics
 from .layout import MODALITIES
 
@@ -43,6 +43,18 @@ INTRINSICS: dict[str, CameraIntrinsics] = {
 """Depth intrinsics by name (values and sources in :mod:`actionfusion.geometry`)."""
 
 POINT_DTYPES = ("float16", "float32")
+
+SIZE_BOUNDS: dict[str, int] = {
+    "max_actors": 16,     # Kinect v2 tracks at most 6 bodies
+    "rgb_size": 2048,     # pixels per side of the stored person crop (the camera is 1920 x 1080)
+    "depth_size": 1024,   # the depth camera is 512 x 424
+    "num_points": 65536,  # a masked depth frame holds at most 217,088 pixels
+}
+"""Accepted range of each size option: an absurd value is refused before any frame is allocated."""
+
+
+class PrepareConfigError(UsageError):
+    """A prepare option out of range or unknown (exit status 2 on the command line)."""
 
 
 @dataclass(frozen=True)
@@ -89,22 +101,23 @@ class PrepareConfig:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or not self.modalities:
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+            raise PrepareConfigError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         if len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(f"duplicate modalities in {self.modalities}")
+            raise PrepareConfigError(f"duplicate modalities in {self.modalities}")
         if self.intrinsics not in INTRINSICS:
-            raise ValueError(f"unknown intrinsics {self.intrinsics!r}; known: {sorted(INTRINSICS)}")
+            raise PrepareConfigError(f"unknown intrinsics {self.intrinsics!r}; known: {sorted(INTRINSICS)}")
         if self.points_dtype not in POINT_DTYPES:
-            raise ValueError(f"points_dtype must be one of {POINT_DTYPES}, got {self.points_dtype!r}")
-        for key in ("max_actors", "rgb_size", "depth_size", "num_points"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+            raise PrepareConfigError(f"points_dtype must be one of {POINT_DTYPES}, got {self.points_dtype!r}")
+        for key, upper in SIZE_BOUNDS.items():
+            if not 1 <= int(getattr(self, key)) <= upper:
+                raise PrepareConfigError(f"{key} must lie in 1..{upper} (bounded before anything is allocated), "
+                                         f"got {getattr(self, key)}")
         if not 1 <= self.rgb_jpeg_quality <= 100:
-            raise ValueError(f"rgb_jpeg_quality must lie in 1..100, got {self.rgb_jpeg_quality}")
+            raise PrepareConfigError(f"rgb_jpeg_quality must lie in 1..100, got {self.rgb_jpeg_quality}")
         if not 0 <= self.depth_png_compression <= 9:
-            raise ValueError(f"depth_png_compression must lie in 0..9, got {self.depth_png_compression}")
-        if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+            raise PrepareConfigError(f"depth_png_compression must lie in 0..9, got {self.depth_png_compression}")
+        if not 0 <= self.crop_padding <= 10:
+            raise PrepareConfigError(f"crop_padding must lie in [0, 10], got {self.crop_padding}")
 
     @property
     def camera(self) -> CameraIntrinsics:

@@ -23,6 +23,7 @@ from typing import Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ...errors import UsageError
 from actionfusion.modalities.skeleton.layouts import convert_layout, get_layout
 
 Box = tuple[float, float, float, float]
@@ -104,7 +105,7 @@ def create_pose_estimator(backend: str = "default", device: str = "cpu", **kwarg
     """
     _register_builtin_backends()
     if backend not in POSE_BACKENDS:
-        raise ValueError(f"unknown pose backend {backend!r}; known: {sorted(POSE_BACKENDS)}")
+        raise UsageError(f"unknown pose backend {backend!r}; known: {sorted(POSE_BACKENDS)}")
     return POSE_BACKENDS[backend](device=device, **kwargs)
 
 

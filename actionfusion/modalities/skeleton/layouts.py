@@ -58,6 +58,7 @@ from typing import Literal, Mapping
 
 import numpy as np
 
+from ...errors import UsageError
 from . import joint_constants as joints
 from .graphs import SkeletonGraph, graph_from_edges, ntu25_graph
 
@@ -226,7 +227,7 @@ def get_layout(name: "str | JointLayout") -> JointLayout:
     if isinstance(name, JointLayout):
         return name
     if name not in _LAYOUTS:
-        raise ValueError(f"unknown joint layout {name!r}; known: {', '.join(_LAYOUTS)}")
+        raise UsageError(f"unknown joint layout {name!r}; known: {', '.join(_LAYOUTS)}")
     return _LAYOUTS[name]
 
 

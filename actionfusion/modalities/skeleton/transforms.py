@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
+from ...errors import UsageError
 from .layouts import JointLayout, get_layout, root_joints
 from .streams import STREAM_NAMES, make_stream, to_bone, to_motion, to_skip, unified_12ch
 from .transforms_geometry import (center, mirror_flip, pre_normalize_3d, random_rotation, random_scale,
@@ -172,7 +173,7 @@ def _mirror_flip(layout: JointLayout, train: bool, p: float = 0.5) -> StepFn:
 @register_skeleton_step("stream")
 def _stream(layout: JointLayout, train: bool, stream: str = "joint") -> StepFn:
     if stream not in STREAM_NAMES:
-        raise ValueError(f"unknown stream {stream!r}; known: {', '.join(STREAM_NAMES)}")
+        raise UsageError(f"unknown stream {stream!r}; known: {', '.join(STREAM_NAMES)}")
     return partial(_call_stream, stream=stream, layout=layout)
 
 
@@ -229,11 +230,11 @@ def build_skeleton_pipeline(steps: Sequence[StepSpec], layout: "str | JointLayou
     for spec in steps:
         name, options = _parse_spec(spec)
         if name not in _STEPS:
-            raise ValueError(f"unknown skeleton transform {name!r}; known: {', '.join(step_names())}")
+            raise UsageError(f"unknown skeleton transform {name!r}; known: {', '.join(step_names())}")
         try:
             fns.append(_STEPS[name](lay, train, **options))
         except TypeError as err:
-            raise ValueError(f"bad options for skeleton transform {name!r}: {options!r} ({err})") from None
+            raise UsageError(f"bad options for skeleton transform {name!r}: {options!r} ({err})") from None
         specs.append((name, options))
     return SkeletonTransform(specs, train, lay, fns)
 
