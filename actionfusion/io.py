@@ -139,3 +139,35 @@ def load_json(path: PathLike) -> Any:
     """Load a JSON file."""
     with open(path, "r", encoding="utf-8") as handle:
         return json.load(handle)
+
+
+MAX_NAME_BYTES = 255
+"""The longest file name most file systems take."""
+
+
+def safe_component(name: object, what: str = "name") -> str:
+    """``name`` if it is one plain path component, else :class:`~actionfusion.errors.UnsafePathError`.
+
+    Refused: non-strings, empty names, ``.`` and ``..``, separators (``/``, ``\\``), NUL and other
+    control characters, a leading ``.`` (staging folders and hidden files), more than 255 bytes.
+    """
+    from .errors import UnsafePathError
+
+    if not isinstance(name, str):
+        raise UnsafePathError(f"{what} must be a string, got {type(name).__name__}")
+    shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
+    problem = None
+    if not name or name in (".", ".."):
+        problem = "is empty, '.' or '..'"
+    elif "/" in name or "\\" in name:
+        problem = "holds a path separator"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "holds a control character"
+    elif name.startswith("."):
+        problem = "starts with '.'"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        problem = f"is longer than {MAX_NAME_BYTES} bytes"
+    if problem is not None:
+        raise UnsafePathError(f"{what} {shown} {problem}: it must be one plain file name, so that it cannot "
+                              "point outside the output folder")
+    return name

@@ -42,8 +42,8 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..errors import AnnotationFormatError, UnsafeLoadError
-from ..io import atomic_write_bytes
+from ..errors import AnnotationFormatError, UnsafeLoadError, UnsafePathError
+from ..io import atomic_write_bytes, safe_component
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -151,6 +151,10 @@ def _validate_sample(path: Path, index: int, record: object) -> PysklSample:
     frame_dir, label, total_frames = record["frame_dir"], record["label"], record["total_frames"]
     if not isinstance(frame_dir, str) or not frame_dir:
         raise AnnotationFormatError(path, f"frame_dir must be a non-empty string, found {frame_dir!r}", where=where)
+    try:
+        safe_component(frame_dir, "frame_dir")
+    except UnsafePathError as error:
+        raise AnnotationFormatError(path, str(error), where=where) from None
     where = f"{where} ({frame_dir})"
     if not _is_int(label) or label < 0:
         raise AnnotationFormatError(path, f"label must be an integer >= 0, found {label!r}", where=where)
@@ -165,6 +169,9 @@ def _validate_sample(path: Path, index: int, record: object) -> PysklSample:
         )
     if keypoint.shape[3] not in (2, 3):
         raise AnnotationFormatError(path, f"keypoint has C = {keypoint.shape[3]}; expected 2 or 3", where=where)
+    if not np.isfinite(keypoint).all():
+        raise AnnotationFormatError(path, "keypoint holds NaN or inf (the format marks absent joints with 0)",
+                                    where=where)
     score = record.get("keypoint_score")
     if score is not None and (not isinstance(score, np.ndarray) or score.shape != keypoint.shape[:3]):
         found = getattr(score, "shape", type(score).__name__)
@@ -235,8 +242,8 @@ def load_pyskl_annotations(path: PathLike, *, trust_pickle: bool = False) -> Pys
     if trust_pickle is not True:
         raise UnsafeLoadError(
             f"{path}: this is a Python pickle, and loading a pickle can run arbitrary code stored in it. "
-            "If you trust where the file came from, opt in with "
-            "load_pyskl_annotations(path, trust_pickle=True)."
+            "If you trust where the file came from, opt in with --trust-pickle "
+            "(Python: load_pyskl_annotations(path, trust_pickle=True))."
         )
     try:
         with open(path, "rb") as handle:

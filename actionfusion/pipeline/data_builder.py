@@ -7,6 +7,7 @@ and builds the transform pipelines.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -232,4 +233,26 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             source=data.skeleton_source,
             conventions=data.conventions,
         )  # StoreError (one line) when a convention needs poses the store lacks
+    datasets["test"].missing_samples = missing_test_samples(cfg, store)
     return datasets
+
+
+def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]:
+    """Test samples of the benchmark that the manifest records as prepared but the disk lacks.
+
+    They are left out of the test set; the count is logged here and recorded in ``metrics.json``
+    (``test.missing_samples``), so a damaged store never silently shrinks the test set.
+    """
+    from ..datasets.store.store_verify import missing_samples
+
+    missing = missing_samples(store)
+    if not missing:
+        return []
+    test = set(split_names(cfg, list(store.names) + missing)["test"])
+    lost = [name for name in missing if name in test]
+    if lost:
+        logging.getLogger(__name__).warning(
+            "%s: %d test samples of %s are listed in manifest.json but missing on disk (first: %s); they are left "
+            "out and counted in metrics.json: run `actionfusion prepare` again to restore them",
+            store.path, len(lost), cfg.data.benchmark, lost[0])
+    return lost

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...io import safe_component
+
 MANIFEST_FILE = "manifest.json"
 FAILURES_FILE = "failures.json"
 SAMPLES_DIR = "samples"
@@ -56,8 +58,13 @@ def samples_dir(store: Path) -> Path:
 
 
 def sample_dir(store: Path, name: str) -> Path:
-    """``<store>/samples/<name>``."""
-    return Path(store) / SAMPLES_DIR / name
+    """``<store>/samples/<name>``.
+
+    Raises:
+        UnsafePathError: ``name`` is not one plain path component (it comes from files: manifests,
+            pickles, lists), so it could point outside the store.
+    """
+    return Path(store) / SAMPLES_DIR / safe_component(name, "sample name")
 
 
 def is_published_sample(path: Path) -> bool:

@@ -191,4 +191,12 @@ class SampleStore:
             "shapes": {m: shapes[m] for m in MODALITY_FILES if m in shapes},
             "config": self.config,
             "size_estimate": self.manifest.get("size_estimate"),
+            "missing_from_disk": self._missing_summary(),
         }
+
+    def _missing_summary(self) -> dict[str, Any]:
+        """{"count", "first"}: samples the manifest records as usable whose folders are gone."""
+        from .store_verify import missing_samples
+
+        missing = missing_samples(self)
+        return {"count": len(missing), "first": missing[:10]}
