@@ -313,3 +313,35 @@ def test_selection_limit_and_missing_skeleton_exclusion(tmp_path: Path) -> None:
     resumed = prepare_store(NTU, tmp_path / "b", PrepareConfig(exclude_missing_skeletons=True), workers=0,
                             progress=False)
     assert (resumed.num_skipped, resumed.num_done) == (2, 1) and not stale.exists()
+
+
+_POOLED_RUN = """
+import sys
+from actionfusion.datasets.store.prepare import prepare_store
+prepare_store(sys.argv[1], sys.argv[2], workers=2, progress=False)
+"""
+
+
+def test_kill_9_leaves_no_worker_process_behind(tmp_path: Path, short_video: Path) -> None:
+    """The forkserver, the pool's workers and the resource tracker are gone 5 s after kill -9."""
+    psutil = pytest.importorskip("psutil")
+    root = tmp_path / "root"
+    _full_root(root, short_video, 8, depth_frames=8)
+    store = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", _POOLED_RUN, str(root), str(store)], env=env)
+    main = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    children: list = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            children = main.children(recursive=True)
+            if len(children) >= 3:  # resource tracker + forkserver + at least one worker
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None and len(children) >= 3, "the pool did not start before the run ended"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [(p.pid, " ".join(p.cmdline())[:120]) for p in alive if p.is_running()]

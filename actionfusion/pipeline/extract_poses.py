@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
+from ..errors import UsageError
+from ..worker_lifetime import end_with_main_process
 from ..datasets.store.layout import MANIFEST_FILE, samples_dir
 from ..datasets.store.manifest import config_differences, read_manifest, utc_now_iso, write_manifest
 from ..datasets.store.sample_update import (
@@ -55,7 +56,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 MANIFEST_KEY = "pose_extraction"
 """Top-level manifest key recording the settings of the extraction that wrote the store's poses."""
 
-ORPHAN_CHECK_S = 0.5
 """How often a worker checks that the main process is still alive."""
 
 EstimatorFactory = Callable[[], Any]
@@ -145,30 +145,7 @@ def _init_worker(main_pid: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    threading.Thread(target=_exit_when_orphaned, args=(main_pid, os.getppid()), name="orphan-watch",
-                     daemon=True).start()
-
-
-def _exit_when_orphaned(main_pid: int, parent_pid: int, interval_s: float = ORPHAN_CHECK_S) -> None:
-    """Poll until the main process has died or this worker was re-parented, then exit at once.
-
-    An unfinished sample of this worker stays invisible (its files are written atomically and
-    the meta last); the next run redoes it and removes the temporary files.
-    """
-    while True:
-        time.sleep(interval_s)
-        if os.getppid() != parent_pid or not _pid_alive(main_pid):
-            os._exit(1)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+    end_with_main_process(main_pid)
 
 
 def _extract_in_worker(job: VideoJob, settings: ExtractSettings) -> VideoResult:
@@ -219,13 +196,18 @@ def extract_poses_batch(
     Raises:
         StoreError: ``out_store`` is not a store and not empty; its poses were extracted with
             different settings (and not ``overwrite``); or the inputs cannot be listed.
-        ValueError: an unknown ``layout`` or ``max_persons`` < 1.
+        UsageError: an unknown ``layout`` or ``backend``, or ``max_persons`` < 1.
     """
     start = time.perf_counter()
     if max_persons is not None and max_persons < 1:
-        raise ValueError(f"max_persons must be >= 1 (or None for all), got {max_persons}")
+        raise UsageError(f"max_persons must be >= 1 (or None for all), got {max_persons}")
     if layout is not None:
         layout = get_layout(layout).name  # an unknown layout fails here, not once per video
+    if estimator_factory is None:
+        from ..modalities.pose.estimator import list_pose_backends
+
+        if backend not in list_pose_backends():  # fails here, not in every worker
+            raise UsageError(f"unknown pose backend {backend!r}; known: {', '.join(list_pose_backends())}")
     out = Path(out_store)
     jobs = collect_video_jobs(inputs)
     if limit is not None:
@@ -360,7 +342,7 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="video", desc="extract-poses", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="video", desc="extract-poses", dynamic_ncols=True, disable=None)
 
 
 # ---------------------------------------------------------------------------------------- command line

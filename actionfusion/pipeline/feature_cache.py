@@ -138,7 +138,7 @@ class RawSampleCache:
             from ..datasets.store.prepare import init_worker, worker_context
 
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context(),
-                                             initializer=init_worker)
+                                             initializer=init_worker, initargs=(os.getpid(),))
         try:
             future = self._pool.submit(prepare_sample, paths, store, self.config)
         except BrokenProcessPool:  # the pool broke earlier: this sample goes to a fresh one

@@ -274,7 +274,7 @@ class FeatureExtractor:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(resolved), desc="features", unit="input", dynamic_ncols=True)
+            bar = tqdm(total=len(resolved), desc="features", unit="input", dynamic_ncols=True, disable=None)
         chunks = [(keys, members[start:start + self.batch_size]) for keys, members in groups.items()
                   for start in range(0, len(members), self.batch_size)]
         pending: dict[int, PendingPreparation] = {}

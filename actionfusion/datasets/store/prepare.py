@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Union
 
 from ...errors import StoreError
 from ...io import atomic_write_json, load_json, remove_stale_staging
+from ...worker_lifetime import end_with_main_process
 from ..ntu.index import SamplePaths, scan_ntu_root
 from ..ntu.missing_skeletons import MISSING_SKELETONS_NTU120
 from .layout import FAILURES_FILE, MANIFEST_FILE, META_FILE, is_published_sample, samples_dir
@@ -184,13 +185,16 @@ def _published_statuses(out: Path) -> dict[str, dict[str, Any]]:
     return statuses
 
 
-def init_worker() -> None:
-    """Keep each worker process to one thread per library (workers run side by side)."""
+def init_worker(main_pid: int | None = None) -> None:
+    """Keep each worker process to one thread per library (workers run side by side); with
+    ``main_pid``, end the worker when that process dies (:mod:`actionfusion.worker_lifetime`)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[var] = "1"
     import cv2
 
     cv2.setNumThreads(1)
+    if main_pid is not None:
+        end_with_main_process(main_pid)
 
 
 def _prepare_in_worker(paths: SamplePaths, out: Path, config: PrepareConfig, root: Path) -> SampleResult:
@@ -208,7 +212,8 @@ def _run_parallel(todo: list[SamplePaths], out: Path, config: PrepareConfig, roo
     context = worker_context()
     while queue:
         pending: dict[Future[SampleResult], str] = {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                 initargs=(os.getpid(),)) as pool:
             try:
                 while queue or pending:
                     while queue and len(pending) < 2 * workers:
@@ -253,7 +258,7 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="sample", desc="prepare", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="sample", desc="prepare", dynamic_ncols=True, disable=None)
 
 
 def _fill_counts(report: PrepareReport, results: list[SampleResult], selected: list[SamplePaths], out: Path) -> None:

@@ -13,12 +13,14 @@ xsub / xview / xset splits apply unchanged. Every output is deterministic from
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 from ...io import atomic_write_json, remove_stale_staging
+from ...worker_lifetime import end_with_main_process
 from ..ntu.names import SampleName, format_sample_name, parse_sample_name
 from ..ntu.splits import split_of
 from .action_library import synthetic_class, synthetic_classes
@@ -199,10 +201,12 @@ def plan_samples(config: SynthConfig) -> list[str]:
     return sorted(names)
 
 
-def _init_worker() -> None:
+def _init_worker(main_pid: int | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    if main_pid is not None:
+        end_with_main_process(main_pid)
 
 
 def _run_jobs(jobs: list[SampleJob], workers: int, progress: bool) -> Iterable[SampleResult]:
@@ -210,7 +214,7 @@ def _run_jobs(jobs: list[SampleJob], workers: int, progress: bool) -> Iterable[S
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc="synthetic NTU", unit="sample")
+        bar = tqdm(total=len(jobs), desc="synthetic NTU", unit="sample", disable=None)
     try:
         if workers <= 1:
             _init_worker()
@@ -220,7 +224,7 @@ def _run_jobs(jobs: list[SampleJob], workers: int, progress: bool) -> Iterable[S
                     bar.update()
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_worker) as pool:
+            with context.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                 for result in pool.imap_unordered(generate_sample, jobs, chunksize=1):
                     yield result
                     if bar is not None:

@@ -131,7 +131,7 @@ def extract_poses(
             from tqdm import tqdm
 
             bar = tqdm(total=max(video.num_frames // stride, 0) or None, desc=os.path.basename(str(video_path)),
-                       unit="frame")
+                       unit="frame", disable=None)
         try:
             batch: list[tuple[int, np.ndarray]] = []
             for item in iter_frames_in_background(video, stride):
