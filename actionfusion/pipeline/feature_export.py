@@ -140,16 +140,16 @@ def extract_features_to(fx: "FeatureExtractor", inputs: list[Any], out: PathLike
     resolved = fx.resolve(inputs)
     good = [r for r in resolved if isinstance(r, ResolvedInput)]
     for item, name in zip(good, _unique_names(good)):
-        item.name = name
+        item.output_name = name  # the store / cache sample keeps its own name
     samples: dict[str, dict[str, Any]] = {}
     failures: list[dict[str, Any]] = [{"input": r.input, "name": None, "error": str(r)}
                                       for r in resolved if isinstance(r, FeatureInputError)]
     todo = []
     for item in good:
-        existing = output_path(out, item.name, fmt)
+        existing = output_path(out, item.out_name, fmt)
         entry = read_index_entry(existing) if existing.exists() else None
         if entry is not None:
-            samples[item.name] = entry
+            samples[item.out_name] = entry
         else:
             todo.append(item)
     skipped = len(samples)

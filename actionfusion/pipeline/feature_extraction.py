@@ -308,13 +308,13 @@ class FeatureExtractor:
             except FeatureInputError as err:
                 if errors == "raise":
                     raise
-                yield ExtractionOutcome(position, item.label, item.name, error=err)
+                yield ExtractionOutcome(position, item.label, item.out_name, error=err)
         if not ready:
             return
         features = self.forward([clips for _, _, clips in ready], keys)
         for (position, item, _), feats in zip(ready, features):
-            feats.name, feats.input = item.name, item.label
-            yield ExtractionOutcome(position, item.label, item.name, features=feats)
+            feats.name, feats.input = item.out_name, item.label
+            yield ExtractionOutcome(position, item.label, item.out_name, features=feats)
 
     def _warn_default_prepare_config(self) -> None:
         if self.prepare_config_source.startswith("defaults") and not self._warned_defaults:

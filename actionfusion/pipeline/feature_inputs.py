@@ -119,10 +119,12 @@ class ResolvedInput:
 
     Attributes:
         label: the input as text (for messages and the export index).
-        name: the sample name (also the output file stem of the export).
+        name: the sample name (in its store, or in the cache a raw input is prepared into).
         paths: the raw sources (None for a store sample).
         store: the store directory (None for a raw sample).
         provides: stored modalities the input can give (``skeleton``, ``pose2d_sensor``, ``rgb``, ...).
+        output_name: the name its features are written and reported under (default ``name``; an
+            export gives repeated names a ``__2``, ``__3``... suffix).
     """
 
     label: str
@@ -130,6 +132,12 @@ class ResolvedInput:
     paths: Optional[SamplePaths] = None
     store: Optional[Path] = None
     provides: frozenset[str] = field(default_factory=frozenset)
+    output_name: Optional[str] = None
+
+    @property
+    def out_name(self) -> str:
+        """The name its features are written under."""
+        return self.output_name or self.name
 
     @property
     def is_raw(self) -> bool:

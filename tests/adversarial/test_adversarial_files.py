@@ -130,6 +130,34 @@ def _checkpoint_cases() -> List[Case]:
     return cases
 
 
+def _same_names(env: Env) -> None:
+    """Two different .skeleton files of one name in two folders."""
+    files = sorted((env.raw / "nturgb+d_skeletons").glob("*.skeleton"))[:2]
+    for folder, source in zip(("d1", "d2"), files):
+        (env.case / folder).mkdir()
+        shutil.copy(source, env.case / folder / "x.skeleton")
+
+
+def _three_outputs(stdout: str, env: Env) -> None:
+    index = json.loads((env.case / "out" / "index.json").read_text())
+    assert sorted(index["samples"]) == ["x", "x__2", "x__3"] and not index["failures"], index
+    assert [index["samples"][n]["input"] for n in ("x", "x__2", "x__3")] == ["d1/x.skeleton", "d2/x.skeleton",
+                                                                           "d1/x.skeleton"]
+
+
+NAME_CASES = [
+    Case("extract-features-same-name-and-same-file", lambda e: [
+        "extract-features", str(e.run), "d1/x.skeleton", "d2/x.skeleton", "d1/x.skeleton", "--out", "out", "--quiet"],
+        setup=_same_names, status=0, stdout_check=_three_outputs),
+]
+
+
+@pytest.mark.parametrize("case", NAME_CASES, ids=lambda c: c.id)
+def test_colliding_input_names_get_suffixes(case: Case, env: Env, adversarial_data: Env, trained_run: Path) -> None:
+    env.run = trained_run  # type: ignore[attr-defined]
+    check_case(case, env, [adversarial_data.case])
+
+
 @pytest.mark.parametrize("case", _checkpoint_cases(), ids=lambda c: c.id)
 def test_hostile_checkpoints(case: Case, env: Env, adversarial_data: Env, trained_run: Path) -> None:
     env.run = trained_run  # type: ignore[attr-defined]
