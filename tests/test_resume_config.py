@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_changed_keys_lists_nested_differences_and_skips_neutral_ones():
     old = {"optim": {"lr": 0.1, "name": "sgd"}, "data": {"store": "a", "num_workers": 2}, "seed": 0}
     new = {"optim": {"lr": 0.2, "name": "sgd"}, "data": {"store": "b", "num_workers": 8}, "extra": 1, "seed": 0}
-    assert changed_keys(old, new) == ["data.store", "extra", "optim.lr"]
+    assert changed_keys(old, new) == ["data.store", "optim.lr"]  # "extra": an option added later
+    assert changed_keys(new, old) == ["data.store", "extra", "optim.lr"]
     assert changed_keys(old, old) == []
 
 

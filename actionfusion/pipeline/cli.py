@@ -118,7 +118,10 @@ def _cmd_visualize_poses(args: argparse.Namespace) -> int:
 
 
 def _pretrained_override(args: argparse.Namespace) -> list:
+    """``--set`` overrides plus those of ``--pretrained`` and ``--strict`` where the command has them."""
     overrides = list(args.set or [])
+    if getattr(args, "strict", False):
+        overrides.append("data.strict_samples=true")
     if getattr(args, "pretrained", None):
         overrides.append(f"model.pretrained={args.pretrained}")
     return overrides
@@ -154,7 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .trainer import run_evaluate_cli
 
-    return run_evaluate_cli(args.config, args.checkpoint, args.set or [], args.split, args.work_dir)
+    return run_evaluate_cli(args.config, args.checkpoint, _pretrained_override(args), args.split, args.work_dir)
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
@@ -275,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: go on although the config changed, recording it as config.resume_N.yaml")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="start from an encoder written by `actionfusion pretrain` (= --set model.pretrained=WEIGHTS)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a partial sample (one lacking a modality the config reads) instead of leaving it "
+                        "out and counting it (= --set data.strict_samples=true)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder (objective: mamp, ...)",
@@ -329,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     p.add_argument("--work-dir", default=None, help="where to write metrics, confusion PNG and per-class table")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a partial sample (one lacking a modality the config reads) instead of leaving it "
+                        "out and counting it (= --set data.strict_samples=true)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("fuse", help="late-fuse saved stream scores (e.g. joint, bone, motion) with weights")

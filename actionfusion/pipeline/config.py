@@ -112,6 +112,8 @@ class DataConfig:
         num_workers: data loader worker processes per process.
         flip_p: probability of a horizontal flip of training clips of rgb and pose_heatmap (applied
             to both together, left/right joints swapped).
+        strict_samples: fail on a sample of a split that lacks a modality the config reads (a partial
+            sample), instead of leaving it out, logging it and counting it in ``metrics.json``.
         rgb, pose_heatmap, depth, points: clip settings of those modalities (:mod:`.config_clips`).
     """
 
@@ -133,6 +135,7 @@ class DataConfig:
     batch_size: int = 16
     num_workers: int = 2
     flip_p: float = 0.5
+    strict_samples: bool = False
     rgb: RGBClipConfig = field(default_factory=RGBClipConfig)
     pose_heatmap: HeatmapClipConfig = field(default_factory=HeatmapClipConfig)
     depth: DepthClipConfig = field(default_factory=DepthClipConfig)

@@ -202,6 +202,7 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             hint = (" after the validation carve-out (lower data.validation_fraction or change seed)"
                     if part == "train" and splits["val"] else "")
             raise ConfigError("data.benchmark", f"the store {data.store} has no {part} samples of {data.benchmark}{hint}")
+    splits, skipped = drop_incomplete_samples(cfg, store, splits)
     datasets = {}
     readers = build_readers(data)
     parts = dict(splits)
@@ -234,7 +235,45 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             conventions=data.conventions,
         )  # StoreError (one line) when a convention needs poses the store lacks
     datasets["test"].missing_samples = missing_test_samples(cfg, store)
+    datasets["test"].skipped_samples = skipped["test"]
     return datasets
+
+
+STORED_MODALITIES = ("skeleton", "rgb", "depth", "points")
+"""Config modalities read from a store file of the same name (pose heatmaps and extracted skeleton
+conventions are checked by their readers)."""
+
+
+def drop_incomplete_samples(cfg: ExperimentConfig, store: SampleStore, splits: dict[str, list[str]]
+                            ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Leave out samples that lack a stored modality the config reads (partial samples).
+
+    Returns:
+        (the kept names per split, the left-out names per split); each left-out sample is logged.
+    Raises:
+        StoreError: ``data.strict_samples`` is set and a sample is incomplete.
+    """
+    needed = {m for m in cfg.data.modalities if m in STORED_MODALITIES}
+    if cfg.data.skeleton_source != "ntu25" or cfg.data.conventions:
+        needed.discard("skeleton")  # extracted conventions: check_pose_available's job
+    kept: dict[str, list[str]] = {}
+    dropped: dict[str, list[str]] = {}
+    for part, names in splits.items():
+        kept[part], dropped[part] = [], []
+        for name in names:
+            (kept[part] if needed <= store.modalities(name) else dropped[part]).append(name)
+    lost = [name for names in dropped.values() for name in names]
+    if lost and cfg.data.strict_samples:
+        raise StoreError(f"{store.path}: {len(lost)} samples lack a modality the config reads "
+                         f"({', '.join(sorted(needed))}), first {lost[0]} (it has "
+                         f"{sorted(store.modalities(lost[0]))}): prepare them again, or drop data.strict_samples "
+                         "to leave them out")
+    if lost:
+        logging.getLogger(__name__).warning(
+            "%s: left out %d samples that lack %s (first: %s; train %d, val %d, test %d); counted in metrics.json",
+            store.path, len(lost), "/".join(sorted(needed)), lost[0], len(dropped["train"]), len(dropped["val"]),
+            len(dropped["test"]))
+    return kept, dropped
 
 
 def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]:

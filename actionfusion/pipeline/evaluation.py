@@ -106,7 +106,8 @@ def evaluate_dataset(model: nn.Module, loader: DataLoader, ctx: DistContext, num
     labels = np.asarray(base.labels, dtype=np.int64)
     metrics: Dict[str, float] = dict(classification_metrics(scores, labels))
     metrics["loss"] = nll_of_probabilities(scores, labels)
-    missing = getattr(base, "missing_samples", None)
-    if missing is not None:
-        metrics["missing_samples"] = len(missing)  # in the split, absent from the store: not scored
+    for key in ("missing_samples", "skipped_samples"):  # absent from the store / incomplete: not scored
+        left_out = getattr(base, key, None)
+        if left_out is not None:
+            metrics[key] = len(left_out)
     return metrics, scores, labels

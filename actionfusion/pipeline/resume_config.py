@@ -45,10 +45,14 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
-    """Dotted keys whose values differ between two configs, result-neutral keys left out."""
+    """Dotted keys whose values differ between two configs, result-neutral keys left out.
+
+    A key the old config lacks entirely (an option added by a later version, holding its default
+    when the run was written) is not a change; a key the new config lacks is.
+    """
     before, after = flatten(old), flatten(new)
-    return sorted(key for key in set(before) | set(after)
-                  if key not in RESULT_NEUTRAL_KEYS and before.get(key, "<absent>") != after.get(key, "<absent>"))
+    return sorted(key for key in before
+                  if key not in RESULT_NEUTRAL_KEYS and before[key] != after.get(key, "<absent>"))
 
 
 def record_config(work_dir: Path, config: Mapping[str, Any], resuming: bool, allow_change: bool) -> None:

@@ -289,7 +289,28 @@ def _one_missing(stdout: str, env: Env) -> None:
     assert metrics["missing_samples"] == 1 and metrics["num_samples"] == 14, metrics
 
 
+def _partial_test_sample(store: Path) -> None:
+    """The first test sample loses its skeleton, as a sample prepared without one (status partial)."""
+    sample = _first_test_sample(store)
+    meta = json.loads((sample / "meta.json").read_text())
+    meta["modalities"].pop("skeleton")
+    meta["status"] = "partial"
+    (sample / "meta.json").write_text(json.dumps(meta))
+    (sample / "skeleton.npy").unlink()
+
+
+def _one_skipped(stdout: str, env: Env) -> None:
+    metrics = json.loads(stdout)
+    assert metrics["skipped_samples"] == 1 and metrics["num_samples"] == 14, metrics
+
+
 STORE_CASES += [
+    Case("evaluate-partial-sample", lambda e: ["evaluate", str(e.run / "config.yaml"), "--checkpoint", str(e.run),
+                                               "--set", "data.store=store", "--work-dir", "out"],
+         setup=_damaged_store(_partial_test_sample), status=0, stdout_check=_one_skipped),
+    Case("evaluate-partial-sample-strict", lambda e: ["evaluate", str(e.run / "config.yaml"), "--checkpoint",
+                                                      str(e.run), "--set", "data.store=store", "--strict"],
+         setup=_damaged_store(_partial_test_sample), status=1, match="lack a modality"),
     Case("store-info-verify-nan", lambda e: ["store-info", "store", "--verify", "--quiet"], status=1,
          setup=_damaged_store(lambda s: np.save(_first_sample(s) / "skeleton.npy", np.full(
              np.load(_first_sample(s) / "skeleton.npy").shape, np.nan, np.float32))), match="NaN"),
