@@ -189,3 +189,117 @@ def test_sample_store_reads_skeletons_and_summarises(tmp_path: Path) -> None:
     assert summary["per_class_split"]["ntu60_xsub"]["57"] == {"train": 1}
     assert summary["per_class_split"]["ntu60_xsub"]["2"] == {"test": 1}
     assert summary["per_class_split"]["ntu60_xview"]["57"] == {"train": 1}  # camera 3
+
+
+# ----------------------------------------------------------------------------- frame CRCs and header bounds
+
+
+def _pack_parts(data: bytes) -> tuple[int, list[bytes], np.ndarray, dict]:
+    """(version, encoded frames, crcs or empty, JSON header) of a pack's bytes."""
+    import struct
+
+    version = {b"AFPACK01": 1, b"AFPACK02": 2}[data[:8]]
+    index_pos, header_len, _ = struct.unpack("<qq8s", data[-24:])
+    header_pos = len(data) - 24 - header_len
+    header = json.loads(data[header_pos:header_pos + header_len])
+    count = header["count"]
+    offsets = np.frombuffer(data[index_pos:index_pos + 8 * (count + 1)], "<i8")
+    crcs = np.frombuffer(data[index_pos + 8 * (count + 1):header_pos], "<u4")
+    return version, [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])], crcs, header
+
+
+def _build_pack(version: int, frames: list[bytes], header: dict) -> bytes:
+    """A pack of ``version`` (1: no CRCs, the old format) from encoded frames, CRCs recomputed."""
+    import struct
+    import zlib
+
+    body = b"".join(frames)
+    offsets = np.cumsum([8] + [len(f) for f in frames]).astype("<i8")
+    crcs = np.asarray([zlib.crc32(f) for f in frames], "<u4").tobytes() if version == 2 else b""
+    header_bytes = json.dumps(header).encode()
+    index_pos = 8 + len(body)
+    return (f"AFPACK0{version}".encode() + body + offsets.tobytes() + crcs + header_bytes
+            + struct.pack("<qq8s", index_pos, len(header_bytes), b"AFPKEND1"))
+
+
+def test_a_flipped_bit_in_a_jpeg_frame_raises_store_error_naming_file_and_frame(tmp_path: Path) -> None:
+    path = tmp_path / "rgb.pack"
+    frames = _smooth_rgb_frames(4, size=64)
+    write_frame_pack(path, frames, "jpeg", jpeg_quality=90)
+    pack = FramePack(path)
+    assert pack.version == 2 and pack.crcs is not None and len(pack.crcs) == 4
+    start, end = int(pack.offsets[2]), int(pack.offsets[3])
+    damaged = bytearray(path.read_bytes())
+    damaged[(start + end) // 2] ^= 0x10  # one bit in the entropy-coded data of frame 2
+    (tmp_path / "flipped.pack").write_bytes(bytes(damaged))
+    flipped = FramePack(tmp_path / "flipped.pack")
+    with pytest.raises(StoreError, match=r"flipped\.pack, frame 2 .*CRC"):
+        flipped[2]
+    with pytest.raises(StoreError, match="frame 2"):
+        flipped.read([0, 2])
+    np.testing.assert_array_equal(flipped.read([0, 1, 3]), pack.read([0, 1, 3]))  # the other frames are intact
+
+
+def test_version_1_packs_without_crcs_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "new.pack"
+    write_frame_pack(path, _smooth_rgb_frames(3, size=32), "jpeg")
+    version, frames, crcs, header = _pack_parts(path.read_bytes())
+    assert version == 2 and len(crcs) == 3
+    (tmp_path / "old.pack").write_bytes(_build_pack(1, frames, header))
+    old = FramePack(tmp_path / "old.pack")
+    assert old.version == 1 and old.crcs is None and len(old) == 3
+    np.testing.assert_array_equal(old.read(), FramePack(path).read())
+    write_frame_pack(tmp_path / "depth.pack", [np.full((16, 16), 900, np.uint16)] * 2, "png16")
+    _, frames, _, header = _pack_parts((tmp_path / "depth.pack").read_bytes())
+    (tmp_path / "old_depth.pack").write_bytes(_build_pack(1, frames, header))
+    assert (FramePack(tmp_path / "old_depth.pack").read() == 900).all()
+
+
+def _png_header(height: int, width: int) -> bytes:
+    """A PNG signature and IHDR chunk (16-bit greyscale) claiming ``height`` x ``width``, then IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def test_a_frame_header_larger_than_the_pack_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    import cv2
+
+    from actionfusion.datasets.store import frame_pack
+
+    write_frame_pack(tmp_path / "d.pack", [np.full((16, 16), 900, np.uint16)] * 2, "png16")
+    _, frames, _, header = _pack_parts((tmp_path / "d.pack").read_bytes())
+    # a frame whose header claims 16000 x 16000, with a valid CRC (damage a CRC cannot see)
+    (tmp_path / "huge.pack").write_bytes(_build_pack(2, [frames[0], _png_header(16000, 16000)], header))
+    decoded: list[int] = []
+    real_imdecode = cv2.imdecode
+    monkeypatch.setattr(frame_pack.cv2, "imdecode", lambda data, flags: decoded.append(len(data))
+                        or real_imdecode(data, flags))
+    pack = FramePack(tmp_path / "huge.pack")
+    with pytest.raises(StoreError, match=r"huge\.pack, frame 1: image header claims 16000x16000"):
+        pack[1]
+    assert decoded == []  # refused on the header alone
+    assert (pack[0] == 900).all() and len(decoded) == 1
+    # a pack whose own header declares absurd frames is refused when opened
+    (tmp_path / "absurd.pack").write_bytes(_build_pack(2, frames, {**header, "height": 100000}))
+    with pytest.raises(StoreError, match="100000x16 frames"):
+        FramePack(tmp_path / "absurd.pack")
+
+
+def test_image_headers_give_the_size_of_png_and_jpeg_frames() -> None:
+    import cv2
+
+    from actionfusion.datasets.image_header import image_size_hw, jpeg_size_hw, png_size_hw
+
+    frame = _smooth_rgb_frames(1, size=48)[0][:40]
+    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_OPTIMIZE, 1])[1].tobytes()
+    png = cv2.imencode(".png", np.zeros((30, 70), np.uint16))[1].tobytes()
+    assert jpeg_size_hw(jpeg) == image_size_hw(jpeg) == (40, 48)
+    assert png_size_hw(png) == image_size_hw(png) == (30, 70)
+    assert png_size_hw(_png_header(16000, 12000)) == (16000, 12000)
+    assert image_size_hw(b"not an image") is None and jpeg_size_hw(b"\xff\xd8\xff\xd9") is None

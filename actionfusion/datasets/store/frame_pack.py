@@ -4,15 +4,22 @@ A clip loader that samples 8 of 100 frames decodes only those 8: each frame is a
 self-contained JPEG (RGB, 8-bit) or PNG (16-bit greyscale depth) byte string, found
 through an offsets index and read from a memory map.
 
-Layout (all integers little-endian)::
+Layout, format version 2 (all integers little-endian)::
 
-    b"AFPACK01"                          8-byte magic
+    b"AFPACK02"                          8-byte magic (the format version is its last two digits)
     frame 0 bytes | frame 1 bytes | ...  concatenated encoded frames
     offsets: int64 [n + 1]               absolute file positions; frame i = [off[i], off[i+1])
+    crc32: uint32 [n]                    zlib.crc32 of each frame's encoded bytes
     header: UTF-8 JSON                   {"codec", "count", "height", "width", "channels", "dtype"}
     index_pos: int64                     position of the offsets array
     header_len: int64                    length of the JSON header in bytes
     b"AFPKEND1"                          8-byte end magic
+
+Version 1 (magic ``b"AFPACK01"``) is the same without the CRC array; it is still read, its frames
+unchecked. Reading a frame of a version-2 pack checks its CRC first, so flipped bits raise a
+:class:`~actionfusion.errors.StoreError` naming the file and frame instead of decoding to another
+image (a CRC guards against damage, not against a forger; the sample's ``meta.json`` checksums
+cover the whole file).
 
 The index sits at the end so a writer can stream frames one at a time without
 holding them in memory. Nothing in the file is pickled; the JSON header is data.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Iterator, Optional, Sequence, Union
@@ -32,9 +40,16 @@ import numpy as np
 
 from ...errors import StoreError
 from ...io import atomic_write
+from ..image_header import image_size_hw
 
-MAGIC = b"AFPACK01"
+FORMAT_VERSION = 2
+MAGIC = b"AFPACK02"
+MAGICS = {b"AFPACK01": 1, MAGIC: FORMAT_VERSION}
+"""Leading magic of each readable format version."""
 END_MAGIC = b"AFPKEND1"
+MAX_FRAME_SIDE = 4096
+"""Largest frame side a pack may declare (``prepare`` bounds its crops at 2048 RGB, 1024 depth)."""
+_HEADER_BYTES = 4096  # a frame's image header (PNG IHDR, JPEG up to its SOF segment) lies within this
 _TRAILER = struct.Struct("<qq8s")
 
 CODECS = ("jpeg", "png16")
@@ -72,8 +87,20 @@ def encode_frame(frame: np.ndarray, codec: str, jpeg_quality: int = 90, png_comp
     return buf.tobytes()
 
 
-def decode_frame(data: np.ndarray, codec: str, path: PathLike = "<memory>", index: int = -1) -> np.ndarray:
-    """Decode one frame's bytes (uint8 [nbytes]) to uint8 [H, W, 3] RGB or uint16 [H, W]."""
+def decode_frame(data: np.ndarray, codec: str, path: PathLike = "<memory>", index: int = -1,
+                 expected_hw: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Decode one frame's bytes (uint8 [nbytes]) to uint8 [H, W, 3] RGB or uint16 [H, W].
+
+    With ``expected_hw``, the size in the frame's image header must equal it, checked before
+    decoding (a damaged or hostile header cannot make the decoder allocate more).
+    """
+    if expected_hw is not None:
+        found = image_size_hw(bytes(data[:_HEADER_BYTES]))
+        if found is None:
+            raise StoreError(f"{os.fspath(path)}, frame {index}: no readable {codec} image header")
+        if found != tuple(expected_hw):
+            raise StoreError(f"{os.fspath(path)}, frame {index}: image header claims {found[0]}x{found[1]} (HxW), "
+                             f"the pack holds {expected_hw[0]}x{expected_hw[1]}; refused before decoding")
     if codec == "jpeg":
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
         if bgr is None:
@@ -105,6 +132,7 @@ class FramePackWriter:
         self.jpeg_quality = int(jpeg_quality)
         self.png_compression = int(png_compression)
         self._offsets: list[int] = []
+        self._crcs: list[int] = []
         self._shape: Optional[tuple[int, ...]] = None
         self._ctx: Optional[Any] = None
         self._handle: Optional[IO[bytes]] = None
@@ -136,6 +164,7 @@ class FramePackWriter:
             raise ValueError(f"frame {self.count} has shape {frame.shape}, the pack holds {self._shape}")
         data = encode_frame(frame, self.codec, self.jpeg_quality, self.png_compression)
         self._offsets.append(self._handle.tell())
+        self._crcs.append(zlib.crc32(data))
         self._handle.write(data)
         return len(data)
 
@@ -160,6 +189,7 @@ class FramePackWriter:
             index_pos = end
             offsets = np.asarray(self._offsets + [end], dtype="<i8")
             handle.write(offsets.tobytes())
+            handle.write(np.asarray(self._crcs, dtype="<u4").tobytes())
             shape = self._shape or (0, 0) + ((3,) if self.codec == "jpeg" else ())
             header = {
                 "codec": self.codec,
@@ -203,12 +233,15 @@ class FramePack:
         if size < len(MAGIC) + _TRAILER.size:
             raise StoreError(f"{self.path}: {size} bytes is too short for a frame pack")
         self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
-        if bytes(self._data[: len(MAGIC)]) != MAGIC:
+        self.version = MAGICS.get(bytes(self._data[: len(MAGIC)]))
+        if self.version is None:
             raise StoreError(f"{self.path}: not a frame pack (bad magic at offset 0)")
         index_pos, header_len, end_magic = _TRAILER.unpack(bytes(self._data[size - _TRAILER.size:]))
         if end_magic != END_MAGIC:
             raise StoreError(f"{self.path}: truncated frame pack (no end magic at offset {size - _TRAILER.size})")
         header_pos = size - _TRAILER.size - header_len
+        if not len(MAGIC) <= header_pos < size:
+            raise StoreError(f"{self.path}, offset {size - _TRAILER.size}: header length {header_len} out of range")
         try:
             header = json.loads(bytes(self._data[header_pos: header_pos + header_len]).decode("utf-8"))
             count = int(header["count"])
@@ -216,11 +249,20 @@ class FramePack:
             height, width = int(header["height"]), int(header["width"])
         except (ValueError, KeyError, TypeError) as err:
             raise StoreError(f"{self.path}, offset {header_pos}: bad frame pack header ({err})") from err
-        if index_pos + 8 * (count + 1) != header_pos:
+        crc_bytes = 4 * count if self.version >= 2 else 0
+        if count < 0 or index_pos + 8 * (count + 1) + crc_bytes != header_pos:
             raise StoreError(f"{self.path}, offset {index_pos}: index size does not match {count} frames")
-        self.offsets = np.frombuffer(bytes(self._data[index_pos:header_pos]), dtype="<i8").astype(np.int64)
+        crc_pos = index_pos + 8 * (count + 1)
+        self.offsets = np.frombuffer(bytes(self._data[index_pos:crc_pos]), dtype="<i8").astype(np.int64)
+        self.crcs: Optional[np.ndarray] = (
+            np.frombuffer(bytes(self._data[crc_pos:header_pos]), dtype="<u4").astype(np.uint32)
+            if self.version >= 2 else None)
+        """uint32 [n] CRC-32 of each frame's encoded bytes (None for a version-1 pack)."""
         if count and (self.offsets[0] < len(MAGIC) or np.any(np.diff(self.offsets) < 0) or self.offsets[-1] != index_pos):
             raise StoreError(f"{self.path}, offset {index_pos}: frame offsets are not increasing within the data")
+        if not (0 <= height <= MAX_FRAME_SIDE and 0 <= width <= MAX_FRAME_SIDE):
+            raise StoreError(f"{self.path}, offset {header_pos}: header declares {height}x{width} frames, "
+                             f"beyond {MAX_FRAME_SIDE} per side")
         self.shape: tuple[int, ...] = (height, width, 3) if self.codec == "jpeg" else (height, width)
         self.dtype = np.dtype(np.uint8 if self.codec == "jpeg" else np.uint16)
 
@@ -228,16 +270,29 @@ class FramePack:
         return int(self.offsets.shape[0] - 1)
 
     def frame_bytes(self, index: int) -> np.ndarray:
-        """uint8 [nbytes] view of frame ``index``'s encoded bytes (no copy)."""
+        """uint8 [nbytes] view of frame ``index``'s encoded bytes (no copy), CRC-checked.
+
+        Raises:
+            IndexError: ``index`` is out of range.
+            StoreError: the bytes do not match the frame's recorded CRC-32 (version-2 packs).
+        """
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"{self.path}: frame {index} out of range for {n} frames")
         index %= n
-        return self._data[self.offsets[index]: self.offsets[index + 1]]
+        data = self._data[self.offsets[index]: self.offsets[index + 1]]
+        if self.crcs is not None:
+            crc = zlib.crc32(data)
+            if crc != int(self.crcs[index]):
+                raise StoreError(f"{self.path}, frame {index} (offset {int(self.offsets[index])}): CRC-32 "
+                                 f"{crc:08x} of the frame's bytes, the pack records {int(self.crcs[index]):08x}; "
+                                 "the file is damaged")
+        return data
 
     def __getitem__(self, index: int) -> np.ndarray:
         """Decode frame ``index``: uint8 [H, W, 3] RGB or uint16 [H, W]."""
-        return decode_frame(self.frame_bytes(index), self.codec, self.path, index)
+        return decode_frame(self.frame_bytes(index), self.codec, self.path, index,
+                            expected_hw=(self.shape[0], self.shape[1]))
 
     def read(self, frames: Optional[Sequence[int]] = None) -> np.ndarray:
         """Decode the given frames (all if ``None``): uint8 [t, H, W, 3] or uint16 [t, H, W]."""
