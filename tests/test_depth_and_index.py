@@ -145,3 +145,36 @@ def test_scan_official_layout_with_junk(tmp_path):
     assert index.summary()["combinations"] == {"depth_masked": 1, "rgb+depth": 1, "skeleton+rgb+depth_masked": 1}
     with pytest.raises(NotADirectoryError):
         scan_ntu_root(tmp_path / "absent")
+
+
+def _png_header(height, width):
+    """A PNG signature and IHDR chunk (16-bit greyscale) claiming ``height`` x ``width``, then IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def test_a_huge_png_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    import actionfusion.datasets.ntu.depth as depth_module
+
+    decoded = []
+    real_imdecode = depth_module.cv2.imdecode
+    monkeypatch.setattr(depth_module.cv2, "imdecode", lambda data, flags: decoded.append(len(data))
+                        or real_imdecode(data, flags))
+    huge = tmp_path / "MDepth-00000001.png"
+    huge.write_bytes(_png_header(16000, 16000))
+    with pytest.raises(DepthFormatError, match=r"MDepth-00000001\.png.*16000x16000"):
+        read_depth_png(huge)
+    with pytest.raises(DepthFormatError, match=r"MDepth-00000001\.png.*16000x16000.*refused before decoding"):
+        read_depth_png(huge, check_size=False)
+    (tmp_path / "jpeg.png").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # not a PNG at all
+    with pytest.raises(DepthFormatError, match="not a PNG"):
+        read_depth_png(tmp_path / "jpeg.png")
+    assert decoded == []  # nothing reached the decoder
+    fine = _write_png(tmp_path / "twice.png", np.full((848, 1024), 7, np.uint16))  # within the margin
+    assert read_depth_png(fine, check_size=False).shape == (848, 1024) and len(decoded) == 1

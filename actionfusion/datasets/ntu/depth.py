@@ -8,6 +8,9 @@ Layout (official README, shahroudy/NTURGB-D@ac2ebc8):
 Frames are numbered from 1; each is a 512 x 424 single-channel 16-bit PNG holding the
 distance in millimetres. In masked depth, pixels outside the skeleton-based region are 0.
 
+The PNG header's size is read and bounded before a frame is decoded (:func:`read_depth_png`):
+a hostile 16000 x 16000 header is refused instead of making the decoder allocate gigabytes.
+
 Gaps in the numbering are not an error by default: :func:`list_depth_frames` returns the
 frames that exist in index order, :func:`missing_depth_frames` names the gaps, and
 ``allow_gaps=False`` turns a gap into a :class:`DepthFormatError`. Each frame's index is
@@ -27,12 +30,17 @@ import numpy as np
 
 from ...errors import DepthFormatError
 from ...geometry import DEPTH_SIZE_HW
+from ..image_header import png_size_hw
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 MASKED_DEPTH_PREFIX = "MDepth-"
 FULL_DEPTH_PREFIX = "Depth-"
 _FRAME_RE = re.compile(r"^(MDepth|Depth)-(\d+)\.png$", re.IGNORECASE)
+
+MAX_DEPTH_SIZE_FACTOR = 2
+"""Without ``check_size``, a depth PNG may be at most this many times the Kinect v2 depth frame
+(424 x 512) per side; a larger header is refused before decoding."""
 
 
 def read_depth_png(path: PathLike, *, check_size: bool = True) -> np.ndarray:
@@ -46,8 +54,10 @@ def read_depth_png(path: PathLike, *, check_size: bool = True) -> np.ndarray:
         uint16 [424, 512] (or [H, W] without ``check_size``), millimetres, 0 = no depth.
 
     Raises:
-        DepthFormatError: the file is missing or unreadable, is not single-channel
-            16-bit, or (with ``check_size``) is not 424 x 512.
+        DepthFormatError: the file is missing or unreadable, is not a PNG, is not single-channel
+            16-bit, or (with ``check_size``) is not 424 x 512; without ``check_size``, its header
+            claims more than :data:`MAX_DEPTH_SIZE_FACTOR` times 424 x 512 per side. The size is
+            checked on the header, before anything is decoded.
     """
     path = Path(path)
     try:
@@ -56,6 +66,7 @@ def read_depth_png(path: PathLike, *, check_size: bool = True) -> np.ndarray:
         raise DepthFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
     if data.size == 0:
         raise DepthFormatError(path, "the file is empty")
+    _check_header_size(path, bytes(data[:24]), check_size)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -71,6 +82,24 @@ def read_depth_png(path: PathLike, *, check_size: bool = True) -> np.ndarray:
             path, f"expected {DEPTH_SIZE_HW[0]}x{DEPTH_SIZE_HW[1]} (HxW), found {image.shape[0]}x{image.shape[1]}"
         )
     return image
+
+
+def _check_header_size(path: Path, head: bytes, check_size: bool) -> None:
+    """Refuse a depth PNG whose IHDR size is not the Kinect's (or, unchecked, beyond the margin)."""
+    size = png_size_hw(head)
+    if size is None:
+        raise DepthFormatError(path, "not a PNG (no PNG signature and IHDR header)")
+    height, width = size
+    if check_size and size != DEPTH_SIZE_HW:
+        raise DepthFormatError(
+            path, f"expected {DEPTH_SIZE_HW[0]}x{DEPTH_SIZE_HW[1]} (HxW), found {height}x{width} in the PNG header"
+        )
+    limit = (DEPTH_SIZE_HW[0] * MAX_DEPTH_SIZE_FACTOR, DEPTH_SIZE_HW[1] * MAX_DEPTH_SIZE_FACTOR)
+    if not (0 < height <= limit[0] and 0 < width <= limit[1]):
+        raise DepthFormatError(
+            path, f"the PNG header claims {height}x{width} (HxW), beyond {limit[0]}x{limit[1]} "
+            f"({MAX_DEPTH_SIZE_FACTOR} times the Kinect v2 depth frame); refused before decoding"
+        )
 
 
 def depth_frame_index(path: PathLike) -> int:
