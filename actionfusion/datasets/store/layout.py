@@ -7,9 +7,10 @@
     <store>/failures.json            [{"sample", "stage", "error"}] of the last prepare run
     <store>/samples/<name>/          one directory per sample, published by rename
         meta.json                    label, per-modality shapes/frames/bytes, frame alignment,
-                                     the denoising report, failed stages
+                                     the denoising report, failed stages, and under "files" each
+                                     file's size and BLAKE2b-128 checksum (file_checksums.py)
         skeleton.npy                 float32 [M, T, 25, 3] denoised actors, metres
-        rgb.pack                     frame pack of JPEG person crops, uint8 [T, S, S, 3]
+        rgb.pack                     frame pack (CRC-32 per frame) of JPEG person crops, uint8 [T, S, S, 3]
         depth.pack                   frame pack of 16-bit PNG crops, uint16 [T, D, D] (mm)
         points.npy                   float16 (or float32) [T, N, 3] points, metres, camera space
         pose2d_sensor.npy            float32 [M, T, 25, 3] the sensor's colorX/Y (x, y, score 1/0)

@@ -23,6 +23,9 @@ Denoising drops skeleton frames; ``meta["modalities"]["skeleton"]["source_frames
 stored skeleton frame to its 0-based frame in the ``.skeleton`` file, which NTU records
 frame-synchronously with the video and depth streams.
 
+Integrity: ``meta["files"]`` records each published file's size and BLAKE2b-128 checksum,
+computed in the staging directory before ``meta.json`` is written (see ``file_checksums``).
+
 Failures: a stage that raises is recorded as ``(stage, "ErrorType: message")`` and the other
 stages go on. If at least one modality was written the sample is published with status
 ``partial`` (its meta lists the failed stages, and a rerun keeps it); if nothing was written
@@ -57,6 +60,7 @@ from ..ntu.depth import depth_frame_index, list_depth_frames, read_depth_png
 from ..ntu.index import SamplePaths
 from ..ntu.names import parse_sample_name
 from ..ntu.skeleton_file import SkeletonFile, read_skeleton_file
+from .file_checksums import record_files
 from .frame_pack import FramePackWriter
 from .layout import META_FILE, MODALITY_FILES, sample_dir
 from .prepare_config import PrepareConfig
@@ -138,6 +142,7 @@ def prepare_sample(paths: SamplePaths, store: Path, config: PrepareConfig, root:
             meta["failures"] = [{"stage": s, "error": e} for s, e in result.failures]
             for modality, nbytes in result.bytes.items():
                 meta["modalities"][modality]["bytes"] = nbytes
+            record_files(meta, staging, [MODALITY_FILES[m] for m in meta["modalities"]])
             atomic_write_json(staging / META_FILE, meta)
             if final.exists():  # a directory without meta.json is not a published sample
                 shutil.rmtree(final)

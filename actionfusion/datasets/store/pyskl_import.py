@@ -24,6 +24,7 @@ from ...io import atomic_save_npy, atomic_publish_dir, atomic_write_json, make_s
 from ..ntu.names import parse_sample_name
 from ..ntu.splits import BENCHMARKS, is_in_benchmark, split_of
 from ..pyskl_pickle import PysklSample, load_pyskl_annotations, save_pyskl_annotations
+from .file_checksums import record_files
 from .layout import META_FILE, MODALITY_FILES, is_published_sample, sample_dir, samples_dir
 from .manifest import build_manifest, read_manifest, utc_now_iso, write_manifest
 from .sample_store import SampleStore
@@ -100,6 +101,7 @@ def import_pyskl_pickle(pickle_path: Path, store: Path, *, trust_pickle: bool = 
         }
         if sample.img_shape is not None:
             meta["img_shape_hw"] = list(sample.img_shape)
+        record_files(meta, staging, [MODALITY_FILES[modality]])
         atomic_write_json(staging / META_FILE, meta)
         atomic_publish_dir(staging, final)
         imported += 1

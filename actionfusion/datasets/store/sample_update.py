@@ -6,7 +6,8 @@ Two cases, both safe against ``kill -9`` at any point:
   extraction): ``pose2d.npy`` (and ``pose3d_world.npy``) are written atomically into it,
   and only then is its ``meta.json`` rewritten atomically with the new modality entries.
   A reader therefore never sees a modality in ``meta.json`` whose file is missing; a kill
-  between the two leaves an unlisted file that the next run overwrites.
+  between the two leaves an unlisted file that the next run overwrites. The new files' sizes
+  and checksums go into ``meta["files"]`` with the same rewrite (``file_checksums``).
 * It does not: a new sample directory is written in a staging directory and published by
   rename (:func:`~actionfusion.io.atomic_publish_dir`), into a store that
   :func:`ensure_pose_store` created with a valid manifest if there was none.
@@ -31,6 +32,7 @@ import numpy as np
 
 from ...errors import StoreError
 from ...io import atomic_publish_dir, atomic_save_npy, atomic_write_json, load_json, make_staging_dir
+from .file_checksums import FILES_KEY, record_files
 from .layout import MANIFEST_FILE, META_FILE, is_published_sample, sample_dir, samples_dir
 from .manifest import build_manifest, read_manifest, utc_now_iso, write_manifest
 
@@ -146,6 +148,7 @@ def add_pose_to_sample(
             "sources": dict(sources or {}),
             "modalities": entries,
         }
+        record_files(meta, staging, [POSE_MODALITY_FILES[m] for m in arrays])
         atomic_write_json(staging / META_FILE, meta)
         atomic_publish_dir(staging, final)
     except BaseException:
@@ -202,6 +205,10 @@ def _update_published(final: Path, arrays: Mapping[str, np.ndarray], entries: Ma
         del modalities[modality]
     modalities.update(entries)
     meta["modalities"] = modalities
+    records = meta.get(FILES_KEY)
+    if isinstance(records, dict):
+        meta[FILES_KEY] = {f: r for f, r in records.items() if f not in {POSE_MODALITY_FILES[m] for m in stale}}
+    record_files(meta, final, [POSE_MODALITY_FILES[m] for m in arrays])
     atomic_write_json(meta_path, meta)
     for modality in stale:
         with contextlib.suppress(FileNotFoundError):
