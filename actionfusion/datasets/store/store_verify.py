@@ -1,9 +1,14 @@
 """Store integrity: which samples the manifest lists but the disk lacks, and a full check of every
 sample's files (``actionfusion store-info --verify``).
 
-The check opens each stored modality of each sample the way training does and compares it with
-the sample's ``meta.json``: arrays load (no pickles), hold the recorded shape and only finite
-values; frame packs open, hold the recorded number of frames, and every frame decodes.
+The check compares each sample's files with its ``meta.json``: first every file's size and
+BLAKE2b-128 checksum against ``meta["files"]`` (:mod:`.file_checksums`); then it opens each stored
+modality the way training does: arrays load (no pickles), hold the recorded shape and only
+finite values; frame packs open, hold the recorded number of frames, every frame's CRC-32
+matches (version-2 packs) and every frame decodes.
+
+Samples written before checksums existed (no ``meta["files"]`` record for a file) are not errors:
+the report counts them under ``no_checksum_recorded`` and adds a note.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any, Iterable, List, Tuple
 import numpy as np
 
 from ...errors import ActionFusionError
-from .layout import MODALITY_FILES
+from .file_checksums import FILES_KEY, check_file_record
+from .layout import MODALITY_FILES, sample_dir
 from .sample_store import SampleStore
 
 FRAME_PACK_MODALITIES = ("rgb", "depth")
@@ -38,14 +44,26 @@ class VerifyReport:
     checked: int = 0
     missing: List[str] = field(default_factory=list)
     bad: List[Tuple[str, str]] = field(default_factory=list)
+    unrecorded: List[Tuple[str, List[str]]] = field(default_factory=list)
+    """(sample, its files without a size and checksum in meta.json): old stores; not an error."""
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.bad
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "ok": self.ok, "missing": self.missing,
-                "bad": [{"sample": name, "problem": problem} for name, problem in self.bad]}
+        report: dict[str, Any] = {
+            "checked": self.checked, "ok": self.ok, "missing": self.missing,
+            "bad": [{"sample": name, "problem": problem} for name, problem in self.bad],
+            "no_checksum_recorded": {"count": len(self.unrecorded),
+                                     "first": [{"sample": name, "files": files} for name, files in self.unrecorded[:10]]},
+            "notes": [],
+        }
+        if self.unrecorded:
+            report["notes"].append(
+                f"no checksum recorded for the files of {len(self.unrecorded)} samples (written before stores kept "
+                "checksums): their sizes and checksums were not checked, their contents were")
+        return report
 
 
 def _check_array(store: SampleStore, name: str, modality: str, info: Any) -> None:
@@ -70,8 +88,36 @@ def _check_pack(store: SampleStore, name: str, modality: str, info: Any) -> None
                 raise ValueError(f"{modality}: frame {index} decodes to {frame.shape}, not {pack.shape}")
 
 
-def verify_sample(store: SampleStore, name: str) -> None:
-    """Raise (StoreError or ValueError, naming the file or modality) if a file of ``name`` is damaged."""
+def check_checksums(store: SampleStore, name: str) -> List[str]:
+    """Compare the files of ``name`` with their ``meta.json`` records; return the files without one.
+
+    Raises:
+        ValueError: a file's size or checksum differs from its record (or a recorded file is gone).
+    """
+    meta = store.meta(name)
+    records = meta.get(FILES_KEY)
+    if records is not None and not isinstance(records, dict):
+        raise ValueError(f"meta.json: {FILES_KEY!r} is not an object")
+    records = records or {}
+    folder = sample_dir(store.path, name)
+    known = set(MODALITY_FILES.values())
+    for file_name, record in records.items():
+        if file_name not in known:  # a name read from a file: never joined to a path unchecked
+            raise ValueError(f"meta.json: {FILES_KEY!r} records an unknown file {file_name!r:.80}")
+        problem = check_file_record(folder / file_name, record)
+        if problem is not None:
+            raise ValueError(problem)
+    listed = [MODALITY_FILES[m] for m in meta["modalities"] if m in MODALITY_FILES]
+    return [file_name for file_name in listed if file_name not in records]
+
+
+def verify_sample(store: SampleStore, name: str) -> List[str]:
+    """Raise (StoreError or ValueError, naming the file or modality) if a file of ``name`` is damaged.
+
+    Returns:
+        the sample's files that have no size and checksum recorded (an old store), checked otherwise.
+    """
+    unrecorded = check_checksums(store, name)
     meta = store.meta(name)
     for modality, info in meta["modalities"].items():
         if modality not in MODALITY_FILES:
@@ -80,6 +126,7 @@ def verify_sample(store: SampleStore, name: str) -> None:
             _check_pack(store, name, modality, info)
         else:
             _check_array(store, name, modality, info)
+    return unrecorded
 
 
 def verify_store(store: SampleStore, names: Iterable[str] | None = None, progress: bool = False) -> VerifyReport:
@@ -93,7 +140,9 @@ def verify_store(store: SampleStore, names: Iterable[str] | None = None, progres
     for name in todo:
         report.checked += 1
         try:
-            verify_sample(store, name)
+            unrecorded = verify_sample(store, name)
+            if unrecorded:
+                report.unrecorded.append((name, unrecorded))
         except (ActionFusionError, ValueError, OSError, EOFError) as error:
             report.bad.append((name, " ".join(str(error).split())[:300]))
     return report
