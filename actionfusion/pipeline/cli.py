@@ -160,6 +160,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate_cli(args.config, args.checkpoint, _pretrained_override(args), args.split, args.work_dir)
 
 
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from .robustness import run_robustness_cli
+
+    return run_robustness_cli(args.config, args.checkpoint, args.models or [], args.set or [], args.corruptions,
+                              args.levels, args.completion, args.seed, args.out)
+
+
 def _cmd_fuse(args: argparse.Namespace) -> int:
     from .metrics import fuse_scores
 
@@ -339,6 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail on a partial sample (one lacking a modality the config reads) instead of leaving it "
                         "out and counting it (= --set data.strict_samples=true)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("robustness", help="accuracy of a trained skeleton model on the corrupted test split "
+                       "(frame drop, block drop, subsampling, part occlusion, jitter at minor/moderate/severe)")
+    p.add_argument("config", nargs="?", default=None, help="the model's config (omit with --models)")
+    p.add_argument("--checkpoint", default=None, help="weights file, epoch checkpoint dir or a work dir (its best)")
+    p.add_argument("--models", nargs="+", default=None, metavar="WORKDIR",
+                   help="training work dirs (config.yaml + best.safetensors) to score and draw on one figure")
+    p.add_argument("--corruptions", default="all",
+                   help="comma-separated: frame_drop, block_drop, uniform_subsample, random_subsample, "
+                        "joint_occlusion, jitter, or all")
+    p.add_argument("--levels", default="minor,moderate,severe", help="comma-separated subset of minor,moderate,severe")
+    p.add_argument("--completion", default="none", choices=("none", "interpolate", "duplicate", "finetec"),
+                   help="how the lost frames are filled before the model reads them")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="seed of the corruptions")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a config value (every model's with --models), e.g. --set data.store=STORE")
+    p.add_argument("--out", default=None,
+                   help="output folder for robustness.json/.md/.png (default: <checkpoint work dir>/robustness)")
+    p.set_defaults(func=_cmd_robustness)
 
     p = sub.add_parser("fuse", help="late-fuse saved stream scores (e.g. joint, bone, motion) with weights")
     p.add_argument("scores", nargs="+", help="scores_<split>.npy files from training runs")

@@ -261,3 +261,40 @@ OPTION_CASES = [
 @pytest.mark.parametrize("case", OPTION_CASES, ids=lambda c: c.id)
 def test_absurd_options(case: Case, env: Env, adversarial_data: Env) -> None:
     check_case(case, env, [adversarial_data.case])
+
+
+# ----------------------------------------------------------------------------- robustness options
+
+ROBUSTNESS_CASES = [
+    Case(f"robustness-{name}", (lambda opts: lambda e: ["robustness", config(e, ""), "--checkpoint", "ck.safetensors",
+                                                         "--out", "out", *opts])(opts), status=2, match=match)
+    for name, (opts, match) in {
+        "corruption-unknown": (["--corruptions", "earthquake"], "unknown corruption"),
+        "corruption-empty": (["--corruptions", ","], "unknown corruption"),
+        "corruption-mixed-all": (["--corruptions", "all,jitter"], "unknown corruption"),
+        "levels-unknown": (["--levels", "minor,apocalyptic"], "unknown level"),
+        "levels-empty": (["--levels", ""], "unknown level"),
+        "completion-finetec": (["--completion", "finetec"], "finetec"),
+        "completion-unknown": (["--completion", "magic"], None),
+        "seed-negative": (["--seed", "-1"], None),
+        "seed-huge": (["--seed", str(2**40)], None),
+    }.items()
+] + [
+    Case("robustness-nothing-to-score", lambda e: ["robustness", "--out", "out"], status=2, match="--checkpoint"),
+    Case("robustness-config-without-checkpoint", lambda e: ["robustness", config(e, ""), "--out", "out"], status=2),
+    Case("robustness-models-without-out", lambda e: ["robustness", "--models", "somewhere"], status=2, match="--out"),
+    Case("robustness-models-not-a-work-dir", lambda e: ["robustness", "--models", MISSING, "--out", "out"], status=2,
+         match="config.yaml"),
+    Case("robustness-models-and-config", lambda e: ["robustness", config(e, ""), "--checkpoint", "x", "--models",
+                                                    "somewhere", "--out", "out"], status=2),
+    Case("robustness-missing-checkpoint", lambda e: ["robustness", config(e, ""), "--checkpoint", MISSING,
+                                                     "--out", "out"], status=1),
+    Case("robustness-missing-config", lambda e: ["robustness", MISSING + ".yaml", "--checkpoint", "x", "--out", "out"]),
+    Case("robustness-bad-set", lambda e: ["robustness", config(e, ""), "--checkpoint", "x", "--out", "out",
+                                          "--set", "data.clip_len=-4"], status=2),
+]
+
+
+@pytest.mark.parametrize("case", ROBUSTNESS_CASES, ids=lambda c: c.id)
+def test_robustness_options(case: Case, env: Env, adversarial_data: Env) -> None:
+    check_case(case, env, [adversarial_data.case])
