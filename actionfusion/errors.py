@@ -90,6 +90,11 @@ class UnknownNameError(UsageError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MissingDependencyError(UsageError, ImportError):
+    """An optional package a chosen feature needs is not installed; the message gives the install
+    command (exit status 2 on the command line)."""
+
+
 class WorkDirError(UsageError, FileExistsError):
     """An output folder holds a finished or unfinished run that the command would overwrite."""
 

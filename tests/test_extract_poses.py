@@ -337,3 +337,23 @@ if __name__ == "__main__":  # the kill -9 test's child: a slow stand-in extracti
 
     extract_poses_batch(sys.argv[1], sys.argv[2], workers=2, progress=False,
                         estimator_factory=functools.partial(_factory, 0.08))
+
+
+def test_a_run_whose_backend_failed_does_not_block_the_next(synth_root: Path, tmp_path: Path) -> None:
+    """mmpose missing: the first run fails with the install hint; a run with another backend then
+    goes on (the first extracted nothing), while settings that did extract poses still bind."""
+    from actionfusion.errors import MissingDependencyError
+
+    out = tmp_path / "store"
+    try:
+        import mmpose  # noqa: F401
+        pytest.skip("mmpose is installed: its backend would load")
+    except ImportError:
+        pass
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        extract_poses_batch(synth_root, out, backend="mmpose", workers=0, progress=False, limit=1)
+    report = extract_poses_batch(synth_root, out, workers=0, progress=False, limit=1,
+                                 estimator_factory=functools.partial(stand_in_factory, 0.0))
+    assert report.num_extracted == 1
+    with pytest.raises(StoreError, match="--overwrite"):
+        extract_poses_batch(synth_root, out, backend="mmpose", workers=0, progress=False, limit=1)

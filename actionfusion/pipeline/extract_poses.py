@@ -258,18 +258,26 @@ def _open_store(out: Path, inputs: Any, record: dict[str, Any], overwrite: bool)
     source = str(inputs) if isinstance(inputs, (str, os.PathLike)) else ", ".join(str(i) for i in inputs)
     manifest = ensure_pose_store(out, config=record, source_root=source)
     previous = manifest.get(MANIFEST_KEY)
-    if isinstance(previous, dict) and not overwrite:
+    if isinstance(previous, dict) and not overwrite and _any_pose_extracted(out):
         differing = config_differences({k: previous.get(k) for k in record}, record)
         if differing:
             detail = ", ".join(f"{k}: stored {previous.get(k)!r}, requested {record[k]!r}" for k in differing)
             raise StoreError(f"{out}: poses were extracted with other settings ({detail}); "
-                             "use another --out or overwrite=True to redo them")
+                             "use another --out, or --overwrite to redo them")
     remove_stale_staging(out)
     remove_stale_staging(samples_dir(out))
     manifest[MANIFEST_KEY] = {**record, "started": utc_now_iso()}
     if manifest.get("config", {}).get("source") == POSE_STORE_SOURCE:  # a store this command made
         manifest["config"] = {**record, "source": POSE_STORE_SOURCE}
     write_manifest(out, manifest)
+
+
+def _any_pose_extracted(out: Path) -> bool:
+    """Whether a sample of ``out`` holds extracted poses (a run that extracted none, e.g. one whose
+    backend failed to load, leaves settings that need not bind the next run)."""
+    folder = samples_dir(out)
+    return folder.is_dir() and any(sample_has_modality(out, p.name, "pose2d") for p in folder.iterdir()
+                                   if not p.name.startswith("."))
 
 
 def _close_store(out: Path, record: dict[str, Any], report: ExtractionReport) -> None:

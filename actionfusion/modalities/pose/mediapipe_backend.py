@@ -31,6 +31,7 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
+from actionfusion.errors import MissingDependencyError
 from actionfusion.modalities.pose.estimator import PersonPose, box_from_keypoints, register_pose_backend
 
 INSTALL_HINT = "pip install 'mediapipe==0.10.14' (the version whose wheel ships the BlazePose models)"
@@ -40,7 +41,7 @@ def _import_mediapipe():
     try:
         import mediapipe
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"the default pose backend needs mediapipe: {INSTALL_HINT}") from exc
+        raise MissingDependencyError(f"the default pose backend needs mediapipe: {INSTALL_HINT}") from exc
     return mediapipe
 
 

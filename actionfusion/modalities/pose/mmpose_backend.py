@@ -27,6 +27,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from actionfusion.errors import MissingDependencyError
 from actionfusion.modalities.pose.estimator import PersonPose, register_pose_backend
 
 INSTALL_HINT = (
@@ -44,7 +45,7 @@ def _import_mmpose_apis():
     try:
         from mmpose.apis import inference_topdown, init_model
     except ImportError as exc:
-        raise ImportError(f"{INSTALL_HINT} (import failed: {exc})") from exc
+        raise MissingDependencyError(f"{INSTALL_HINT} (import failed: {exc})") from exc
     return init_model, inference_topdown
 
 
@@ -75,7 +76,7 @@ class MMPoseEstimator:
             try:
                 from mmdet.apis import inference_detector, init_detector
             except ImportError as exc:
-                raise ImportError(f"a detector config was given but mmdet is missing. {INSTALL_HINT}") from exc
+                raise MissingDependencyError(f"a detector config was given but mmdet is missing. {INSTALL_HINT}") from exc
             self._inference_detector = inference_detector
             self.detector = init_detector(det_config, det_checkpoint, device=device)
         self.det_cat_id, self.det_score_threshold = int(det_cat_id), float(det_score_threshold)

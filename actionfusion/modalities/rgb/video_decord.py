@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from actionfusion.errors import VideoDecodeError
+from actionfusion.errors import MissingDependencyError, VideoDecodeError
 from actionfusion.modalities.rgb.person_crop import Box, crop_and_resize, crop_box
 from actionfusion.modalities.rgb.video_reader import SizeHW, VideoReader, register_video_backend
 
@@ -22,7 +22,7 @@ class DecordVideoReader(VideoReader):
         try:
             import decord
         except ImportError as err:
-            raise ImportError(
+            raise MissingDependencyError(
                 "the 'decord' video backend needs the optional package decord (pip install decord); "
                 "the default backend 'pyav' needs only av"
             ) from err
