@@ -198,7 +198,8 @@ def add_jitter(x: np.ndarray, sigma: float, seed: Seed) -> CorruptedClip:
     if not np.isfinite(sigma) or sigma < 0:
         raise UsageError(f"jitter sigma must be finite and >= 0, got {sigma}")
     present = np.any(x != 0, axis=-1, keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal(x.shape) * (float(sigma) * body_scale(x))
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    noise = np.random.default_rng(seed).standard_normal(x.shape, dtype=dtype) * dtype(float(sigma) * body_scale(x))
     sequence = (x + noise * present).astype(x.dtype)
     return CorruptedClip(sequence, np.ones(x.shape[1:3], dtype=bool), np.arange(x.shape[1], dtype=np.int64))
 
