@@ -55,3 +55,19 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
 def test_errors_are_reported_without_traceback(tmp_path, capsys):
     assert main(["store-info", str(tmp_path)]) == 1
     assert "not a sample store" in capsys.readouterr().err
+
+
+def test_train_print_config_merges_set_cfg_options_seed_and_amp(capsys):
+    """--print-config shows the resolved config; --cfg-options (several at once) is --set's alias."""
+    import yaml
+
+    from actionfusion.pipeline.cli import main
+
+    status = main(["train", "configs/synthetic/stgcn.yaml", "--set", "data.clip_len=24", "--cfg-options",
+                   "optim.lr=0.2", "schedule.epochs=3", "--seed", "7", "--amp", "--print-config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert status == 0
+    assert (config["seed"], config["optim"]["lr"], config["schedule"]["epochs"]) == (7, 0.2, 3)
+    assert config["data"]["clip_len"] == 24 and config["train"]["amp"] is True
+    assert main(["train", "configs/synthetic/stgcn.yaml", "--cfg-options", "optim.lr=-1", "--print-config"]) == 2
+    assert "optim.lr" in capsys.readouterr().err

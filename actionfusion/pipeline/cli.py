@@ -118,8 +118,13 @@ def _cmd_visualize_poses(args: argparse.Namespace) -> int:
 
 
 def _pretrained_override(args: argparse.Namespace) -> list:
-    """``--set`` overrides plus those of ``--pretrained`` and ``--strict`` where the command has them."""
+    """``--set`` overrides plus those of ``--pretrained``, ``--strict``, ``--seed`` and ``--amp`` where the
+    command has them."""
     overrides = list(args.set or [])
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    if getattr(args, "amp", False):
+        overrides.append("train.amp=true")
     if getattr(args, "strict", False):
         overrides.append("data.strict_samples=true")
     if getattr(args, "pretrained", None):
@@ -130,6 +135,13 @@ def _pretrained_override(args: argparse.Namespace) -> list:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import run_train_cli
 
+    if args.print_config:
+        import yaml
+
+        from .config import load_config
+
+        print(yaml.safe_dump(load_config(args.config, _pretrained_override(args)).to_dict(), sort_keys=False), end="")
+        return 0
     return run_train_cli(args.config, _pretrained_override(args), args.work_dir, args.resume, args.allow_config_change)
 
 
@@ -279,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.clip_len=32 (repeatable)")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
     p.add_argument("--allow-config-change", action="store_true",
@@ -288,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on a partial sample (one lacking a modality the config reads) instead of leaving it "
                         "out and counting it (= --set data.strict_samples=true)")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None, help="the run's seed (= --set seed=N)")
+    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA (= --set train.amp=true)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (bases merged, overrides applied) as YAML and exit")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder (objective: mamp, ...)",
@@ -295,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config with an objective section, e.g. configs/synthetic/mamp_pretrain.yaml")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set schedule.epochs=10 (repeatable)")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the work dir")
     p.add_argument("--allow-config-change", action="store_true",
@@ -311,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int_in(1, 1000), default=1, help="runs with seeds 0..N-1 (semi: a different subset each)")
     p.add_argument("--epochs", type=int_in(1, 10**6), default=None, help="training epochs (default: the protocol's recipe)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>_<protocol>)")
     p.add_argument("--resume", action="store_true", help="continue unfinished runs")
     p.add_argument("--allow-config-change", action="store_true",
@@ -325,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-root", default=None, help="NTU-format root to prepare into data.store (= --set source.raw_root=...)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set source.pose_source=extracted (repeatable)")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--work-dir", default=None, help="output directory (default work_dirs/<experiment>)")
     p.add_argument("--workers", type=workers, default=None, help="processes for prepare and pose extraction "
                    "(default source.workers)")
@@ -341,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="weights file, epoch checkpoint dir or a work dir (its best)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--work-dir", default=None, help="where to write metrics, confusion PNG and per-class table")
     p.add_argument("--strict", action="store_true",
                    help="fail on a partial sample (one lacking a modality the config reads) instead of leaving it "
@@ -362,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="seed of the corruptions")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value (every model's with --models), e.g. --set data.store=STORE")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.add_argument("--out", default=None,
                    help="output folder for robustness.json/.md/.png (default: <checkpoint work dir>/robustness)")
     p.set_defaults(func=_cmd_robustness)
@@ -409,12 +437,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("config")
     q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    q.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     q.add_argument("--work-dir", default=None)
     q.set_defaults(func=_cmd_pose3d_train)
     q = pose3d.add_parser("evaluate", help="evaluate a train run against the held-out 3D reference")
     q.add_argument("config")
     q.add_argument("--checkpoint", required=True, help="the train run's work dir")
     q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+    q.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     q.set_defaults(func=_cmd_pose3d_evaluate)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
@@ -424,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=workers, default=2)
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a value of the demo's training config, e.g. --set schedule.epochs=5")
+    p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
+                   help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     p.set_defaults(func=_cmd_demo)
     for command in sub.choices.values():
         add_debug_option(command)
