@@ -35,7 +35,7 @@ from torch import nn
 
 from ...registry import register_head, register_model
 from ..encoder_contract import Encoder
-from ..features import EncoderOutput
+from ..features import EncoderOutput, per_person_joint_tokens
 from ..heads import LinearHead
 from .gin import GINConv, JointBatchNorm
 from .layouts import get_layout, layout_graph
@@ -303,14 +303,4 @@ class SkeletonMAE(Encoder):
         segments and joints), spatial [N, D, T', V] (persons averaged), aux["person_tokens"]
         [N, M, T', V, D].
         """
-        if x.ndim != 5:
-            raise ValueError(f"SkeletonMAE expects [N, M, T, V, C], got shape {tuple(x.shape)}")
-        persons = x.shape[1]
-        tokens = self.encoder(rearrange(x, "n m t v c -> (n m) t v c"))
-        tokens = rearrange(tokens, "(n m) t v d -> n m t v d", m=persons)
-        return EncoderOutput(
-            sequence=tokens.mean(dim=(1, 3)),
-            pooled=tokens.mean(dim=(1, 2, 3)),
-            spatial=rearrange(tokens.mean(dim=1), "n t v d -> n d t v"),
-            aux={"person_tokens": tokens},
-        )
+        return per_person_joint_tokens(self.encoder, x, "SkeletonMAE")
