@@ -25,6 +25,8 @@ from .sample_store import SampleStore
 
 FRAME_PACK_MODALITIES = ("rgb", "depth")
 USABLE_STATUSES = ("ok", "partial")
+CHECK_ERRORS = (ActionFusionError, ValueError, OSError, EOFError)
+"""What a damaged file raises while it is checked (typed errors; a bug still propagates)."""
 
 
 def missing_samples(store: SampleStore) -> List[str]:
@@ -88,44 +90,58 @@ def _check_pack(store: SampleStore, name: str, modality: str, info: Any) -> None
                 raise ValueError(f"{modality}: frame {index} decodes to {frame.shape}, not {pack.shape}")
 
 
-def check_checksums(store: SampleStore, name: str) -> List[str]:
-    """Compare the files of ``name`` with their ``meta.json`` records; return the files without one.
+def check_checksums(store: SampleStore, name: str) -> Tuple[List[str], List[str]]:
+    """Compare the files of ``name`` with their ``meta.json`` records.
 
-    Raises:
-        ValueError: a file's size or checksum differs from its record (or a recorded file is gone).
+    Returns:
+        (problems: one line per file whose size or checksum differs from its record, or that is
+        recorded but gone; unrecorded: the sample's modality files that have no record).
     """
     meta = store.meta(name)
     records = meta.get(FILES_KEY)
     if records is not None and not isinstance(records, dict):
-        raise ValueError(f"meta.json: {FILES_KEY!r} is not an object")
+        return [f"meta.json: {FILES_KEY!r} is not an object"], []
     records = records or {}
     folder = sample_dir(store.path, name)
     known = set(MODALITY_FILES.values())
+    problems = []
     for file_name, record in records.items():
         if file_name not in known:  # a name read from a file: never joined to a path unchecked
-            raise ValueError(f"meta.json: {FILES_KEY!r} records an unknown file {file_name!r:.80}")
+            problems.append(f"meta.json: {FILES_KEY!r} records an unknown file {file_name!r:.80}")
+            continue
         problem = check_file_record(folder / file_name, record)
         if problem is not None:
-            raise ValueError(problem)
+            problems.append(problem)
     listed = [MODALITY_FILES[m] for m in meta["modalities"] if m in MODALITY_FILES]
-    return [file_name for file_name in listed if file_name not in records]
+    return problems, [file_name for file_name in listed if file_name not in records]
 
 
 def verify_sample(store: SampleStore, name: str) -> List[str]:
-    """Raise (StoreError or ValueError, naming the file or modality) if a file of ``name`` is damaged.
+    """Raise ValueError (or StoreError for an unreadable meta.json) listing every damaged file of ``name``.
+
+    The content checks come first in the message (they say what is wrong: NaN, shape, which frame),
+    then the size and checksum mismatches (they catch what the content checks cannot).
 
     Returns:
         the sample's files that have no size and checksum recorded (an old store), checked otherwise.
     """
-    unrecorded = check_checksums(store, name)
     meta = store.meta(name)
+    problems = []
     for modality, info in meta["modalities"].items():
         if modality not in MODALITY_FILES:
-            raise ValueError(f"meta.json lists an unknown modality {modality!r}")
-        if modality in FRAME_PACK_MODALITIES:
-            _check_pack(store, name, modality, info)
-        else:
-            _check_array(store, name, modality, info)
+            problems.append(f"meta.json lists an unknown modality {modality!r:.80}")
+            continue
+        try:
+            if modality in FRAME_PACK_MODALITIES:
+                _check_pack(store, name, modality, info)
+            else:
+                _check_array(store, name, modality, info)
+        except CHECK_ERRORS as error:
+            problems.append(" ".join(str(error).split()))
+    checksum_problems, unrecorded = check_checksums(store, name)
+    problems += checksum_problems
+    if problems:
+        raise ValueError("; ".join(problems))
     return unrecorded
 
 
@@ -143,6 +159,6 @@ def verify_store(store: SampleStore, names: Iterable[str] | None = None, progres
             unrecorded = verify_sample(store, name)
             if unrecorded:
                 report.unrecorded.append((name, unrecorded))
-        except (ActionFusionError, ValueError, OSError, EOFError) as error:
+        except CHECK_ERRORS as error:
             report.bad.append((name, " ".join(str(error).split())[:300]))
     return report
