@@ -92,7 +92,8 @@ def _check_header_size(path: Path, head: bytes, check_size: bool) -> None:
     height, width = size
     if check_size and size != DEPTH_SIZE_HW:
         raise DepthFormatError(
-            path, f"expected {DEPTH_SIZE_HW[0]}x{DEPTH_SIZE_HW[1]} (HxW), found {height}x{width} in the PNG header"
+            path, f"expected {DEPTH_SIZE_HW[0]}x{DEPTH_SIZE_HW[1]} (HxW), found {height}x{width} in the PNG header; "
+            "refused before decoding"
         )
     limit = (DEPTH_SIZE_HW[0] * MAX_DEPTH_SIZE_FACTOR, DEPTH_SIZE_HW[1] * MAX_DEPTH_SIZE_FACTOR)
     if not (0 < height <= limit[0] and 0 < width <= limit[1]):
