@@ -70,6 +70,64 @@ def test_malformed_skeletons_are_recorded_and_the_batch_goes_on(case: Case, env:
     check_case(case, env, [adversarial_data.case])
 
 
+# ----------------------------------------------------------------------------- damaged depth frames
+
+
+def _png_header(height: int, width: int) -> bytes:
+    """A PNG signature, an IHDR chunk (16-bit greyscale) claiming ``height`` x ``width``, and IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def _root_with_depth_frame(content: bytes) -> Callable[[Env], None]:
+    """A root of one sample (skeleton and masked depth) whose second depth frame holds ``content``."""
+
+    def setup(env: Env) -> None:
+        skeleton = _first_skeleton(env)
+        name = skeleton.name[: -len(".skeleton")]
+        (env.case / "root" / "nturgb+d_skeletons").mkdir(parents=True)
+        shutil.copy(skeleton, env.case / "root" / "nturgb+d_skeletons")
+        depth = env.case / "root" / "nturgb+d_depth_masked" / name
+        shutil.copytree(env.raw / "nturgb+d_depth_masked" / name, depth)
+        (depth / "MDepth-00000002.png").write_bytes(content)
+
+    return setup
+
+
+def _depth_frame_refused(*needles: str) -> Callable[[str, Env], None]:
+    def check(stdout: str, env: Env) -> None:
+        report = json.loads(stdout)
+        assert report["num_failed"] == 1 and report["num_done"] == 0, report
+        error = report["failures"][0][2]
+        assert error.startswith("DepthFormatError") and "MDepth-00000002.png" in error, error
+        assert all(needle in error for needle in needles), error
+
+    return check
+
+
+DEPTH_CASES = [
+    Case(f"prepare-depth-{name}", lambda e: ["prepare", "root", "--out", "out", "--modalities", "depth,points",
+                                             "--workers", "0", "--json", "--quiet"],
+         setup=_root_with_depth_frame(content), status=0, stdout_check=_depth_frame_refused(*needles), outputs=("out",))
+    for name, content, needles in (
+        ("png-header-16000x16000", _png_header(16000, 16000), ("16000x16000", "before decoding")),
+        ("png-header-1x1", _png_header(1, 1), ("424x512",)),
+        ("not-a-png", b"\xff\xd8\xff\xe0" + bytes(64), ("not a PNG",)),
+    )
+]
+
+
+@pytest.mark.parametrize("case", DEPTH_CASES, ids=lambda c: c.id)
+def test_damaged_depth_frames_are_refused_before_decoding(case: Case, env: Env, adversarial_data: Env) -> None:
+    check_case(case, env, [adversarial_data.case])
+
+
 # ----------------------------------------------------------------------------- hostile checkpoints
 
 
@@ -256,6 +314,44 @@ def _edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
     return damage
 
 
+def _flip_bit(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def _flip_skeleton_byte(store: Path) -> None:
+    """One bit of a coordinate of the first sample's skeleton.npy: still finite, same shape."""
+    path = _first_sample(store) / "skeleton.npy"
+    _flip_bit(path, path.stat().st_size - 7)
+
+
+def _add_rgb_pack_with_flipped_bit(store: Path) -> None:
+    """Give the first sample an rgb pack (listed in meta.json without a checksum record, as an old store
+    would) whose frame 1 has one flipped bit in its JPEG data: only the frame's CRC can tell."""
+    from actionfusion.datasets.store.frame_pack import FramePack, write_frame_pack
+
+    sample = _first_sample(store)
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames = [np.stack([xx * 6 + t, yy * 5, (xx + yy) * 3], axis=-1).astype(np.uint8) for t in range(3)]
+    write_frame_pack(sample / "rgb.pack", frames, "jpeg")
+    with FramePack(sample / "rgb.pack") as pack:
+        middle = (int(pack.offsets[1]) + int(pack.offsets[2])) // 2
+    _flip_bit(sample / "rgb.pack", middle)
+    meta = json.loads((sample / "meta.json").read_text())
+    meta["modalities"]["rgb"] = {"shape": [3, 32, 32, 3], "dtype": "uint8", "num_frames": 3, "codec": "jpeg"}
+    (sample / "meta.json").write_text(json.dumps(meta))
+
+
+def _edit_first_meta(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(store: Path) -> None:
+        meta = json.loads((_first_sample(store) / "meta.json").read_text())
+        change(meta)
+        (_first_sample(store) / "meta.json").write_text(json.dumps(meta))
+
+    return damage
+
+
 STORE_DAMAGE: Dict[str, Callable[[Path], None]] = {
     "manifest-missing": lambda s: (s / "manifest.json").unlink(),
     "manifest-garbage": lambda s: (s / "manifest.json").write_bytes(b"\x00\xff not json"),
@@ -269,6 +365,11 @@ STORE_DAMAGE: Dict[str, Callable[[Path], None]] = {
     "skeleton-deleted": lambda s: (_first_sample(s) / "skeleton.npy").unlink(),
     "skeleton-object-array": lambda s: np.save(_first_sample(s) / "skeleton.npy", np.array([{}], dtype=object),
                                                allow_pickle=True),
+    "skeleton-byte-flipped": _flip_skeleton_byte,
+    "rgb-frame-bit-flipped": _add_rgb_pack_with_flipped_bit,
+    "meta-files-hostile-name": _edit_first_meta(lambda m: m["files"].update(
+        {"../../manifest.json": {"size": 1, "blake2b_128": "00"}})),
+    "meta-files-not-an-object": _edit_first_meta(lambda m: m.update({"files": [1, 2]})),
 }
 
 STORE_CASES = [
@@ -320,6 +421,11 @@ STORE_CASES += [
          setup=_damaged_store(lambda s: np.save(_first_sample(s) / "skeleton.npy", np.zeros((2, 3, 25, 3),
                                                                                              np.float32))),
          match="shape"),
+    *[Case(f"store-info-verify-{name}", lambda e: ["store-info", "store", "--verify", "--quiet"], status=1,
+           setup=_damaged_store(STORE_DAMAGE[name]), match=match)
+      for name, match in (("skeleton-byte-flipped", "skeleton.npy: checksum mismatch"),
+                          ("rgb-frame-bit-flipped", "frame 1"), ("meta-files-hostile-name", "unknown file"),
+                          ("meta-files-not-an-object", "'files' is not an object"))],
     Case("evaluate-test-sample-missing", lambda e: ["evaluate", str(e.run / "config.yaml"), "--checkpoint", str(e.run),
                                                     "--set", "data.store=store", "--work-dir", "out"],
          setup=_damaged_store(lambda s: shutil.rmtree(_first_test_sample(s))), status=0, stdout_check=_one_missing),
