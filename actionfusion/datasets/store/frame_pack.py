@@ -49,7 +49,7 @@ MAGICS = {b"AFPACK01": 1, MAGIC: FORMAT_VERSION}
 END_MAGIC = b"AFPKEND1"
 MAX_FRAME_SIDE = 4096
 """Largest frame side a pack may declare (``prepare`` bounds its crops at 2048 RGB, 1024 depth)."""
-_HEADER_BYTES = 4096  # a frame's image header (PNG IHDR, JPEG up to its SOF segment) lies within this
+_HEADER_BYTES = (512, 1 << 16)  # bytes searched for a frame image header (PNG IHDR, JPEG SOF): short, then long
 _TRAILER = struct.Struct("<qq8s")
 
 CODECS = ("jpeg", "png16")
@@ -95,7 +95,9 @@ def decode_frame(data: np.ndarray, codec: str, path: PathLike = "<memory>", inde
     decoding (a damaged or hostile header cannot make the decoder allocate more).
     """
     if expected_hw is not None:
-        found = image_size_hw(bytes(data[:_HEADER_BYTES]))
+        found = image_size_hw(bytes(data[:_HEADER_BYTES[0]]))  # our encoder's SOF lies within ~200 bytes
+        if found is None and len(data) > _HEADER_BYTES[0]:
+            found = image_size_hw(bytes(data[:_HEADER_BYTES[1]]))
         if found is None:
             raise StoreError(f"{os.fspath(path)}, frame {index}: no readable {codec} image header")
         if found != tuple(expected_hw):
