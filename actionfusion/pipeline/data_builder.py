@@ -258,22 +258,51 @@ def drop_incomplete_samples(cfg: ExperimentConfig, store: SampleStore, splits: d
         needed.discard("skeleton")  # extracted conventions: check_pose_available's job
     kept: dict[str, list[str]] = {}
     dropped: dict[str, list[str]] = {}
+    problems: dict[str, str] = {}
     for part, names in splits.items():
         kept[part], dropped[part] = [], []
         for name in names:
-            (kept[part] if needed <= store.modalities(name) else dropped[part]).append(name)
+            problem = sample_problem(store, name, needed)
+            if problem is None:
+                kept[part].append(name)
+            else:
+                dropped[part].append(name)
+                problems[name] = problem
     lost = [name for names in dropped.values() for name in names]
     if lost and cfg.data.strict_samples:
-        raise StoreError(f"{store.path}: {len(lost)} samples lack a modality the config reads "
-                         f"({', '.join(sorted(needed))}), first {lost[0]} (it has "
-                         f"{sorted(store.modalities(lost[0]))}): prepare them again, or drop data.strict_samples "
-                         "to leave them out")
+        raise StoreError(f"{store.path}: {len(lost)} samples are incomplete or damaged, first {lost[0]}: "
+                         f"{problems[lost[0]]}: prepare them again, or drop data.strict_samples to leave them out")
     if lost:
         logging.getLogger(__name__).warning(
-            "%s: left out %d samples that lack %s (first: %s; train %d, val %d, test %d); counted in metrics.json",
-            store.path, len(lost), "/".join(sorted(needed)), lost[0], len(dropped["train"]), len(dropped["val"]),
-            len(dropped["test"]))
+            "%s: left out %d incomplete or damaged samples (first %s: %s; train %d, val %d, test %d); counted in "
+            "metrics.json", store.path, len(lost), lost[0], problems[lost[0]], len(dropped["train"]),
+            len(dropped["val"]), len(dropped["test"]))
     return kept, dropped
+
+
+def sample_problem(store: SampleStore, name: str, needed: set[str]) -> Optional[str]:
+    """Why ``name`` cannot serve the config (a needed modality missing, or its file's size differs from
+    the size ``meta.json`` records: a truncated or replaced file), or None. Only sizes are compared
+    (no read); ``actionfusion store-info --verify`` compares checksums too."""
+    from ..datasets.store.file_checksums import FILES_KEY
+    from ..datasets.store.layout import MODALITY_FILES, sample_dir
+
+    have = store.modalities(name)
+    if not needed <= have:
+        return f"lacks {', '.join(sorted(needed - have))} (it has {', '.join(sorted(have))})"
+    records = store.meta(name).get(FILES_KEY) or {}
+    folder = sample_dir(store.path, name)
+    for modality in sorted(needed):
+        record = records.get(MODALITY_FILES[modality])
+        if not isinstance(record, dict) or not isinstance(record.get("size"), int):
+            continue  # a store written before sizes were recorded
+        try:
+            size = (folder / MODALITY_FILES[modality]).stat().st_size
+        except OSError:
+            return f"{MODALITY_FILES[modality]} is missing"
+        if size != record["size"]:
+            return f"{MODALITY_FILES[modality]} holds {size} bytes, meta.json records {record['size']}"
+    return None
 
 
 def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]:

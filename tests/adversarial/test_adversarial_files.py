@@ -411,7 +411,11 @@ STORE_CASES += [
          setup=_damaged_store(_partial_test_sample), status=0, stdout_check=_one_skipped),
     Case("evaluate-partial-sample-strict", lambda e: ["evaluate", str(e.run / "config.yaml"), "--checkpoint",
                                                       str(e.run), "--set", "data.store=store", "--strict"],
-         setup=_damaged_store(_partial_test_sample), status=1, match="lack a modality"),
+         setup=_damaged_store(_partial_test_sample), status=1, match="incomplete or damaged"),
+    Case("evaluate-truncated-test-sample", lambda e: ["evaluate", str(e.run / "config.yaml"), "--checkpoint",
+                                                      str(e.run), "--set", "data.store=store", "--work-dir", "out"],
+         setup=_damaged_store(lambda s: (_first_test_sample(s) / "skeleton.npy").write_bytes(
+             (_first_test_sample(s) / "skeleton.npy").read_bytes()[:-24])), status=0, stdout_check=_one_skipped),
     Case("store-info-verify-nan", lambda e: ["store-info", "store", "--verify", "--quiet"], status=1,
          setup=_damaged_store(lambda s: np.save(_first_sample(s) / "skeleton.npy", np.full(
              np.load(_first_sample(s) / "skeleton.npy").shape, np.nan, np.float32))), match="NaN"),
