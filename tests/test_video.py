@@ -134,3 +134,15 @@ def test_broken_file_raises_video_decode_error(tmp_path: Path, video_path: Path,
     assert str(path) in str(info.value)
     if kind == "truncated":
         assert info.value.where is not None and info.value.where.startswith("frame ")
+
+
+def test_declared_frame_size_is_bounded_before_decoding(video_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container declaring frames beyond MAX_FRAME_SIDE is refused on open, naming the file (the
+    1080p fixture stands in for a hostile header by lowering the bound below its 1920 px)."""
+    import actionfusion.modalities.rgb.video as video_module
+    from actionfusion.errors import VideoDecodeError
+
+    monkeypatch.setattr(video_module, "MAX_FRAME_SIDE", 1000)
+    with pytest.raises(VideoDecodeError, match="1920x1080 frames, outside 1..1000") as info:
+        video_module.open_video(video_path)
+    assert str(video_path) in str(info.value)

@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 
+MAX_FRAME_SIDE = 8192
+"""Largest frame side a video may declare (8K); checked from the container header before decoding."""
+
+
 def open_video(
     path: "os.PathLike[str] | str", backend: str = "pyav", threads: int = 0, strict: bool = True
 ) -> VideoReader:
@@ -79,4 +83,10 @@ def open_video(
         raise VideoDecodeError(path, "file not found")
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty")
-    return VIDEO_BACKENDS[backend](path, int(threads), bool(strict))
+    reader = VIDEO_BACKENDS[backend](path, int(threads), bool(strict))
+    height, width = (int(v) for v in reader.frame_size)
+    if not (0 < height <= MAX_FRAME_SIDE and 0 < width <= MAX_FRAME_SIDE):
+        reader.close()
+        raise VideoDecodeError(path, f"the container declares {width}x{height} frames, outside 1..{MAX_FRAME_SIDE} "
+                                     "per side: refused before decoding (a damaged or hostile file?)")
+    return reader
