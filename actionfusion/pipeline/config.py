@@ -466,12 +466,15 @@ def load_config(path: PathLike, overrides: Iterable[str] = ()) -> ExperimentConf
     """Load a YAML config (safe), resolve ``_base_``, apply ``--set`` overrides, check it.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or a config name such as ``"synthetic/ctrgcn"`` (``.yaml`` optional:
+            the repository's ``configs/`` in a checkout, the wheel's copy when installed; see
+            :mod:`.config_names` and ``actionfusion configs``).
         overrides: ``"dotted.key=value"`` strings, applied in order.
     Returns:
         The checked :class:`ExperimentConfig` (``experiment`` defaults to the file's stem).
     Raises:
-        ConfigError: missing or invalid file, unknown key, wrong type, bad value.
+        ConfigError: missing or invalid file, unknown key, wrong type, bad value; an unknown name is an
+            :class:`~actionfusion.pipeline.config_names.UnknownConfigError` naming the closest ones.
     """
     return ExperimentConfig.from_dict(load_config_dict(path, overrides))
 

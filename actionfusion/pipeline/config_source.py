@@ -3,6 +3,7 @@
 This module turns them into one raw nested dict; :mod:`.config` checks it and builds the
 typed :class:`~actionfusion.pipeline.config.ExperimentConfig`.
 
+- A config is a YAML path or a config name (``synthetic/ctrgcn``), resolved by :mod:`.config_names`.
 - ``_base_: ../base/skeleton.yaml`` (or a list of paths, merged in order), relative to the
   file's folder: the file's own values override the bases'. Mappings merge key by key; every
   other value, lists included, is replaced whole. Cycles are an error.
@@ -124,9 +125,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 
 def load_config_dict(path: PathLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The raw nested dict of a config file: bases merged, overrides applied, nothing checked."""
-    raw = _read_with_bases(Path(path), ())
-    raw.setdefault("experiment", Path(path).stem)
+    """The raw nested dict of a config file or name (see :mod:`.config_names`): bases merged, overrides
+    applied, nothing checked."""
+    from .config_names import resolve_config_path  # it imports ConfigError from here
+
+    path = resolve_config_path(path)
+    raw = _read_with_bases(path, ())
+    raw.setdefault("experiment", path.stem)
     return apply_overrides(raw, overrides)
 
 
