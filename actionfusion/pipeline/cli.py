@@ -16,6 +16,8 @@ from .. import __version__
 from .cli_errors import DefaultsHelpFormatter, OneLineArgumentParser, add_debug_option, run_with_error_boundary
 from .cli_types import float_in, frame_size, int_in, weight_list, workers
 
+CONFIG_HELP = "a config name from `actionfusion configs` (synthetic/ctrgcn) or a YAML file"
+
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ..datasets.synthetic.generate import SynthConfig, generate_synthetic_ntu
@@ -176,7 +178,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from .robustness import run_robustness_cli
 
     return run_robustness_cli(args.config, args.checkpoint, args.models or [], args.set or [], args.corruptions,
-                              args.levels, args.completion, args.seed, args.out)
+                              args.levels, args.completion, args.seed, args.out, args.completion_weights)
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
@@ -204,6 +206,26 @@ def _cmd_pose3d_evaluate(args: argparse.Namespace) -> int:
     from .pose3d import run_pose3d_evaluate
 
     run_pose3d_evaluate(args.config, args.checkpoint, args.set or [])
+    return 0
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from .config_names import config_description, configs_root, list_config_names
+
+    names = list_config_names(args.pattern)
+    if not names:
+        where = "" if configs_root() is not None else " (this installation ships no configs folder)"
+        raise UsageError(f"no config name matches {args.pattern!r}{where}: run `actionfusion configs` for all of them")
+    width = max(len(name) for name in names)
+    try:
+        for name in names:
+            description = "" if args.names_only else config_description(name)
+            print(f"{name:<{width}}  {description}" if description else name, flush=True)
+    except BrokenPipeError:  # `actionfusion configs | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -288,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export_pyskl)
 
     p = sub.add_parser("train", help="train a model from a YAML config (torchrun for several GPUs or nodes)")
-    p.add_argument("config")
+    p.add_argument("config", help=CONFIG_HELP)
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.clip_len=32 (repeatable)")
     p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
@@ -310,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder (objective: mamp, ...)",
                        formatter_class=DefaultsHelpFormatter)
-    p.add_argument("config", help="YAML config with an objective section, e.g. configs/synthetic/mamp_pretrain.yaml")
+    p.add_argument("config", help="config with an objective section, a name or a YAML file, e.g. synthetic/mamp_pretrain")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set schedule.epochs=10 (repeatable)")
     p.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
@@ -323,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi or fewshot",
                        formatter_class=DefaultsHelpFormatter)
-    p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), e.g. configs/synthetic/mamp_probe.yaml")
+    p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), a name or a YAML file, e.g. synthetic/mamp_probe")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="encoder.safetensors from `actionfusion pretrain` (omit for the random-init baseline)")
     p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot"))
@@ -343,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("run", help="raw data to results: prepare (+ pose extraction), train, evaluate (resumable)")
-    p.add_argument("config")
+    p.add_argument("config", help=CONFIG_HELP)
     p.add_argument("--raw-root", default=None, help="NTU-format root to prepare into data.store (= --set source.raw_root=...)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value, e.g. --set source.pose_source=extracted (repeatable)")
@@ -361,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_checkpoint_parser(sub)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")
-    p.add_argument("config")
+    p.add_argument("config", help=CONFIG_HELP)
     p.add_argument("--checkpoint", required=True, help="weights file, epoch checkpoint dir or a work dir (its best)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
@@ -385,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default="minor,moderate,severe", help="comma-separated subset of minor,moderate,severe")
     p.add_argument("--completion", default="none", choices=("none", "interpolate", "duplicate", "finetec"),
                    help="how the lost frames are filled before the model reads them")
+    p.add_argument("--completion-weights", default=None, metavar="PATH",
+                   help="FineTec's completion network (encoder.safetensors of `actionfusion pretrain "
+                        "configs/synthetic/finetec_completion.yaml`); needed by --completion finetec")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="seed of the corruptions")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a config value (every model's with --models), e.g. --set data.store=STORE")
@@ -435,19 +460,27 @@ def build_parser() -> argparse.ArgumentParser:
     q = pose3d.add_parser(
         "train", help="train the point network, then the depth/RGB A2J lifting networks on its pseudo-labels"
     )
-    q.add_argument("config")
+    q.add_argument("config", help=CONFIG_HELP)
     q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     q.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
                    help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     q.add_argument("--work-dir", default=None)
     q.set_defaults(func=_cmd_pose3d_train)
     q = pose3d.add_parser("evaluate", help="evaluate a train run against the held-out 3D reference")
-    q.add_argument("config")
+    q.add_argument("config", help=CONFIG_HELP)
     q.add_argument("--checkpoint", required=True, help="the train run's work dir")
     q.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
     q.add_argument("--cfg-options", nargs="+", action="extend", dest="set", metavar="KEY=VALUE",
                    help="mmaction2-style alias of --set taking several KEY=VALUE at once")
     q.set_defaults(func=_cmd_pose3d_evaluate)
+
+    p = sub.add_parser("configs", help="list the config names every command accepts in place of a YAML path "
+                       "(`actionfusion train synthetic/ctrgcn`), with each config's first comment line",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN",
+                   help="shell-style pattern, e.g. 'synthetic/*'; a word without wildcards lists the names holding it")
+    p.add_argument("--names-only", action="store_true", help="print the names alone, one per line")
+    p.set_defaults(func=_cmd_configs)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
