@@ -2,7 +2,7 @@
 
 1. generate the synthetic NTU-format set (skeletons, RGB videos, masked depth);
 2. prepare it into a sample store;
-3. ``actionfusion run configs/synthetic/mmixer.yaml``: train the multimodal model (skeleton + RGB +
+3. ``actionfusion run synthetic/mmixer``: train the multimodal model (skeleton + RGB +
    depth, fused by M-Mixer) end to end, evaluate it on the held-out cross-subject test split
    (metrics, confusion PNG, per-class table), and evaluate the same model given one modality only;
 4. extract features of held-out raw videos (with their skeleton files and depth folders) with
@@ -23,18 +23,10 @@ from typing import Any, Dict, Mapping, Sequence
 
 from ..datasets.ntu.constants import NTU120_CLASS_NAMES
 
-DEMO_TRAIN_CONFIG = "synthetic/mmixer.yaml"
-"""The config ``make demo`` trains, relative to the repository's ``configs/``."""
+DEMO_TRAIN_CONFIG = "synthetic/mmixer"
+"""The config ``make demo`` trains, by name: the checkout's ``configs/`` or the wheel's copy, from any CWD."""
 DEMO_FEATURE_VIDEOS = 6
 """Held-out raw samples whose features the demo extracts."""
-
-
-def find_config(relative: str) -> Path:
-    """A config shipped in the repository's ``configs/`` (the checkout this package runs from, or the CWD)."""
-    for base in (Path(__file__).resolve().parents[2] / "configs", Path.cwd() / "configs"):
-        if (base / relative).is_file():
-            return base / relative
-    raise FileNotFoundError(f"configs/{relative} not found: run the demo from the actionfusion repository")
 
 
 def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
@@ -120,6 +112,8 @@ def run_demo(out: Path, seed: int = 0, workers: int = 2, scale: str = "default",
     raw_root = out / "synthetic_ntu"
     store_root = out / "store"
     timings: Dict[str, float] = {}
+    # checked before anything is generated: a bad name or override fails at once
+    cfg = load_config(config, [f"data.store={store_root}", *train_overrides])
 
     print(f"[1/4] synthetic NTU-format dataset -> {raw_root}")
     start = time.perf_counter()
@@ -147,9 +141,8 @@ def run_demo(out: Path, seed: int = 0, workers: int = 2, scale: str = "default",
         print(f"  {modality:<13} {shape}")
     print()
 
-    cfg = load_config(find_config(config), [f"data.store={store_root}", *train_overrides])
     work_dir = out / "work_dirs" / str(cfg.experiment)
-    print(f"[3/4] train + evaluate the multimodal model (configs/{config}) -> {work_dir}")
+    print(f"[3/4] train + evaluate the multimodal model ({config}) -> {work_dir}")
     start = time.perf_counter()
     result = run_experiment(cfg, work_dir, class_kind_report=True)
     timings["train_evaluate_s"] = time.perf_counter() - start

@@ -54,8 +54,11 @@ WEIGHT_FILES = {"point": "point_net.safetensors", "depth": "depth_a2j.safetensor
 
 
 def load_pose3d_config(config_path: "str | Path", overrides: Iterable[str] = ()) -> UniPoseConfig:
-    """The YAML config with ``KEY=VALUE`` overrides applied (unknown keys raise :class:`UniPoseConfigError`)."""
-    raw = load_yaml(config_path) or {}
+    """The YAML config (a path or a name such as ``pose3d/synthetic_unipose``) with ``KEY=VALUE`` overrides
+    applied (unknown keys raise :class:`UniPoseConfigError`)."""
+    from .config_names import resolve_config_path
+
+    raw = load_yaml(resolve_config_path(config_path)) or {}
     if not isinstance(raw, dict):
         raise UniPoseConfigError("<root>", f"{config_path} does not hold a mapping")
     return unipose_config_from_dict(apply_overrides(raw, list(overrides)))
