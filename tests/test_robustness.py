@@ -63,8 +63,12 @@ def test_option_parsing() -> None:
     for bad in ("c", "", "a,c"):
         with pytest.raises(UsageError):
             parse_names(bad, ("a", "b"), "corruption")
-    with pytest.raises(UsageError, match="not implemented"):
+    with pytest.raises(UsageError, match="--completion-weights"):
         check_completion("finetec")
+    with pytest.raises(UsageError, match="only with --completion finetec"):
+        check_completion("interpolate", "w.safetensors")
+    with pytest.raises(UsageError, match="unknown completion"):
+        check_completion("spline")
 
 
 @pytest.fixture(scope="module")

@@ -11,5 +11,6 @@ from . import halp  # noqa: F401  (registers "halp")
 from . import msclr  # noqa: F401  (registers "msclr")
 from . import cascadeformer  # noqa: F401  (registers "cascadeformer")
 from . import skeletonmae  # noqa: F401  (registers "skeletonmae")
+from . import finetec  # noqa: F401  (registers "finetec_completion")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]

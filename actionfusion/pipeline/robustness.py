@@ -3,7 +3,9 @@
 For every corruption and level of :mod:`actionfusion.modalities.skeleton.corruption`, each test
 clip goes through the config's test transforms (centre, crop to ``data.clip_len`` frames), is
 corrupted, completed (``none``, ``interpolate`` or ``duplicate``,
-:mod:`actionfusion.modalities.skeleton.completion`) and only then turned into the model's stream
+:mod:`actionfusion.modalities.skeleton.completion`; or ``finetec``: FineTec's trained completion network,
+:mod:`actionfusion.modalities.skeleton.finetec_completion`, whose weights ``--completion-weights`` names)
+and only then turned into the model's stream
 (bone, motion, unified 12 channels): the corruption hits the very frames the model reads, and a
 bone or motion stream is derived from the completed joints, as it would be from an online pose
 estimator's output. The clean test split is scored too (severity 0).
@@ -37,7 +39,10 @@ from ..modalities.skeleton.corruption import CORRUPTIONS, LEVELS, SEVERITIES, co
 
 PathLike = Union[str, Path]
 METHODS: Tuple[str, ...] = tuple(COMPLETIONS) + ("finetec",)
-"""Values of ``--completion``; ``finetec`` is refused until FineTec's completion network exists."""
+"""Values of ``--completion``; ``finetec`` needs ``--completion-weights``."""
+MAX_COMPLETION_WEIGHTS_BYTES = 256 * 2**20
+"""The largest completion weights file read (the synthetic config's network is about 0.5 MiB)."""
+COMPLETION_MODEL = "finetec_completion"
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +56,9 @@ class CorruptionStep:
     completion: str
     layout: str
     seed: int = 0
+    network: Any = None
+    """The completion network (:class:`~actionfusion.modalities.skeleton.finetec_completion.FineTecCompletion`)
+    with ``completion == "finetec"``, else None."""
 
     def generator(self, rng: np.random.Generator) -> np.random.Generator:
         """The corruption's own generator, keyed by the clip's key (the entropy of ``rng``)."""
@@ -63,6 +71,8 @@ class CorruptionStep:
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         clip = corrupt(x, self.corruption, self.level, self.generator(rng), layout=self.layout)
+        if self.completion == "finetec":
+            return np.ascontiguousarray(self.network.complete_clip(clip.in_place(), clip.observed), dtype=np.float32)
         return np.ascontiguousarray(complete(clip, self.completion), dtype=np.float32)
 
 
@@ -87,6 +97,7 @@ class CorruptingBuilder:
     level: str
     completion: str
     seed: int = 0
+    network: Any = None
 
     def __call__(self, specs: List[Dict[str, Any]], layout: Any, train: bool) -> Any:
         from ..modalities.skeleton.transforms import build_skeleton_pipeline
@@ -94,7 +105,7 @@ class CorruptingBuilder:
         if train:
             return build_skeleton_pipeline(specs, layout, train)
         name = str(getattr(layout, "name", layout))
-        step = CorruptionStep(self.corruption, self.level, self.completion, name, self.seed)
+        step = CorruptionStep(self.corruption, self.level, self.completion, name, self.seed, self.network)
         return CorruptedPipeline(build_skeleton_pipeline(specs[:-1], layout, False), step,
                                  build_skeleton_pipeline(specs[-1:], layout, False))
 
@@ -115,18 +126,71 @@ def parse_names(text: str, known: Sequence[str], what: str) -> Tuple[str, ...]:
     return tuple(n for n in known if n in names)
 
 
-def check_completion(method: str) -> str:
-    """``method`` if it is a completion available now.
+def check_completion(method: str, weights: Optional[PathLike] = None) -> str:
+    """``method`` if it is a known completion given the weights it needs.
 
     Raises:
-        UsageError: an unknown name, or ``finetec`` (its completion network is not implemented yet).
+        UsageError: an unknown name, ``finetec`` without ``weights``, or ``weights`` with another method.
     """
-    if method == "finetec":
-        raise UsageError("completion 'finetec' needs FineTec's context-aware completion network, which is not "
-                         f"implemented yet; use one of {', '.join(COMPLETIONS)}")
-    if method not in COMPLETIONS:
-        raise UsageError(f"unknown completion {method!r}; known: {', '.join(COMPLETIONS)}")
+    if method not in METHODS:
+        raise UsageError(f"unknown completion {method!r}; known: {', '.join(METHODS)}")
+    if method == "finetec" and weights is None:
+        raise UsageError("completion 'finetec' needs the completion network's weights: --completion-weights "
+                         "WORK_DIR/encoder.safetensors (written by `actionfusion pretrain "
+                         "configs/synthetic/finetec_completion.yaml`)")
+    if method != "finetec" and weights is not None:
+        raise UsageError(f"--completion-weights is read only with --completion finetec, not {method!r}")
     return method
+
+
+def load_completion_network(weights: PathLike, clip_len: int, num_joints: int) -> Any:
+    """FineTec's completion network from ``weights`` (a ``.safetensors`` file that ``pretrain`` wrote,
+    with its ``encoder.json`` beside it naming the model and its kwargs), in eval mode on the CPU.
+
+    Raises:
+        UsageError: no such file, not ``.safetensors``, over :data:`MAX_COMPLETION_WEIGHTS_BYTES`, no
+            readable ``encoder.json``, another model, kwargs the model refuses, or a network for other
+            clips than the model's (``num_frames`` != data.clip_len, another joint count or channels).
+        CheckpointError: the weights do not fit the network the kwargs describe.
+    """
+    import json
+
+    import torch
+
+    from ..modalities.skeleton.finetec_completion import FineTecCompletion
+    from .checkpoints import load_weights
+
+    path = Path(weights)
+    if not path.is_file():
+        raise UsageError(f"--completion-weights {path}: no such file")
+    if path.suffix != ".safetensors":
+        raise UsageError(f"--completion-weights {path}: expected a .safetensors file (pretrain's encoder.safetensors)")
+    size = path.stat().st_size
+    if size > MAX_COMPLETION_WEIGHTS_BYTES:
+        raise UsageError(f"--completion-weights {path}: {size} bytes, over the {MAX_COMPLETION_WEIGHTS_BYTES} "
+                         "a completion network may have")
+    info_path = path.parent / "encoder.json"
+    try:
+        if info_path.stat().st_size > 2**20:
+            raise ValueError("over 1 MiB")
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        name, kwargs = info["model"]["name"], dict(info["model"].get("kwargs") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UsageError(f"--completion-weights {path}: needs the encoder.json pretrain writes beside it, naming "
+                         f"the model and its kwargs ({info_path}: {type(error).__name__})") from None
+    if name != COMPLETION_MODEL:
+        raise UsageError(f"--completion-weights {path}: holds model {name!r}, not {COMPLETION_MODEL!r}")
+    try:
+        network = FineTecCompletion(num_classes=0, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--completion-weights {path}: encoder.json's kwargs do not build the network "
+                         f"({' '.join(str(error).split())[:200]})") from None
+    if network.num_frames != int(clip_len) or network.num_joints != int(num_joints) or network.in_channels != 3:
+        raise UsageError(f"--completion-weights {path}: the network completes clips of {network.num_frames} frames, "
+                         f"{network.num_joints} joints, {network.in_channels} channels; the model reads "
+                         f"{clip_len} frames of {num_joints} joints, 3 channels (data.clip_len, data.layout)")
+    load_weights(path, network, strict=True)
+    return network.to(torch.device("cpu")).eval()
 
 
 def observed_share(corruption: str, level: str, clip_len: int, layout: str) -> float:
@@ -139,12 +203,12 @@ def observed_share(corruption: str, level: str, clip_len: int, layout: str) -> f
 
 def evaluate_robustness(cfg: Any, checkpoint: PathLike, corruptions: Sequence[str] = tuple(CORRUPTIONS),
                         levels: Sequence[str] = SEVERITIES, completion: str = "none", seed: int = 0,
-                        progress: bool = False) -> Dict[str, Any]:
+                        progress: bool = False, completion_weights: Optional[PathLike] = None) -> Dict[str, Any]:
     """Top-1 (and top-5, mean-class) of ``checkpoint`` on the clean and the corrupted test split.
 
     Returns ``{"experiment", "model", "checkpoint", "completion", "seed", "clip_len", "clean":
     metrics, "results": [{"corruption", "level", "severity", "options", "observed_share", "top1",
-    "top5", "mean_class_accuracy", "num_samples"}, ...]}``.
+    "top5", "mean_class_accuracy", "num_samples"}, ...]}`` (and ``"completion_weights"`` with ``finetec``).
     """
     from .checkpoints import load_weights, unwrap_model
     from .data_builder import build_datasets
@@ -155,10 +219,16 @@ def evaluate_robustness(cfg: Any, checkpoint: PathLike, corruptions: Sequence[st
     from .train_loop import FeaturesAndLogits
     from .trainer import build_model, weights_path
 
-    check_completion(completion)
+    check_completion(completion, completion_weights)
     if "skeleton" not in cfg.data.modalities:
         raise UsageError(f"{cfg.experiment}: robustness corrupts skeletons, and data.modalities "
                          f"{list(cfg.data.modalities)} has none")
+    layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
+    network = None
+    if completion == "finetec":
+        from ..modalities.skeleton.layouts import get_layout
+
+        network = load_completion_network(completion_weights, int(cfg.data.clip_len), get_layout(layout).num_joints)
     weights = weights_path(checkpoint)
     ctx = init_distributed()
     try:
@@ -179,10 +249,9 @@ def evaluate_robustness(cfg: Any, checkpoint: PathLike, corruptions: Sequence[st
         clean = score(None, "clean")
         _log.info("%s clean: top1 %.2f", cfg.experiment, 100 * clean["top1"])
         results = []
-        layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
         for name in corruptions:
             for level in levels:
-                metrics = score(CorruptingBuilder(name, level, completion, seed), f"{name}/{level}")
+                metrics = score(CorruptingBuilder(name, level, completion, seed, network), f"{name}/{level}")
                 _log.info("%s %s/%s (%s): top1 %.2f", cfg.experiment, name, level, completion, 100 * metrics["top1"])
                 results.append({"corruption": name, "level": level, "severity": SEVERITIES.index(level) + 1,
                                 "options": {k: _jsonable(v) for k, v in LEVELS[name][level].items()},
@@ -191,9 +260,12 @@ def evaluate_robustness(cfg: Any, checkpoint: PathLike, corruptions: Sequence[st
         barrier(ctx)
     finally:
         shutdown_distributed(ctx)
-    return {"experiment": str(cfg.experiment), "model": str(cfg.model.name), "checkpoint": str(weights),
-            "completion": completion, "seed": int(seed), "clip_len": int(cfg.data.clip_len), "clean": clean,
-            "results": results}
+    report = {"experiment": str(cfg.experiment), "model": str(cfg.model.name), "checkpoint": str(weights),
+              "completion": completion, "seed": int(seed), "clip_len": int(cfg.data.clip_len), "clean": clean,
+              "results": results}
+    if completion_weights is not None:
+        report["completion_weights"] = str(completion_weights)
+    return report
 
 
 def _jsonable(value: Any) -> Any:
@@ -204,13 +276,13 @@ def _jsonable(value: Any) -> Any:
 
 def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike], models: Sequence[PathLike],
                        overrides: Sequence[str], corruptions: str, levels: str, completion: str, seed: int,
-                       out: Optional[PathLike]) -> int:
+                       out: Optional[PathLike], completion_weights: Optional[PathLike] = None) -> int:
     """``actionfusion robustness``: one model (CONFIG + --checkpoint) or the work dirs of ``--models``;
     writes robustness.json / .md / .png into ``out`` and prints the JSON path.
 
     Raises:
         UsageError: neither or both of (CONFIG, --checkpoint) and --models, --models without --out,
-            an unknown corruption, level or completion.
+            an unknown corruption, level or completion, ``finetec`` without usable --completion-weights.
     """
     import json
 
@@ -220,7 +292,7 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
 
     names = parse_names(corruptions, tuple(CORRUPTIONS), "corruption")
     chosen_levels = parse_names(levels, SEVERITIES, "level")
-    check_completion(completion)
+    check_completion(completion, completion_weights)
     if models:
         if config is not None or checkpoint is not None:
             raise UsageError("give either CONFIG with --checkpoint, or --models WORKDIR ... (each work dir's "
@@ -239,7 +311,8 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
         runs = [(Path(config), Path(checkpoint))]
     configs = [load_config(path, list(overrides)) for path, _ in runs]  # every config checked before any work
     target = Path(out) if out is not None else _default_out(runs[0][1])
-    reports = [evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed) | {"work_dir": str(ck)}
+    reports = [evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
+                                   completion_weights=completion_weights) | {"work_dir": str(ck)}
                for cfg, (_, ck) in zip(configs, runs)]
     document: Dict[str, Any] = reports[0] if len(reports) == 1 else {"completion": completion, "seed": seed,
                                                                       "models": reports}

@@ -6,3 +6,4 @@ def register_parts() -> None:
     from . import bigru, ctrgcn, hypergcn, mamp, psumnet, stgcn, stgcn_unified, stgcnpp  # noqa: F401
     from . import cascadeformer  # noqa: F401
     from . import skeletonmae  # noqa: F401
+    from . import finetec_completion  # noqa: F401
