@@ -186,3 +186,17 @@ def test_part_occlusion_masks_hide_whole_parts() -> None:
     clean = linear_motion(4).unsqueeze(1)
     _, present, observed = create_objective("finetec_completion", occlusion_prob=1.0).pairs(clean)
     assert (~observed).all(dim=1).any(dim=1).all()  # every body has joints hidden in every frame
+
+
+def test_cli_refuses_bad_completion_weights(tmp_path, capsys) -> None:
+    from actionfusion.pipeline.cli import main
+
+    common = ["robustness", "configs/synthetic/ctrgcn.yaml", "--checkpoint", str(tmp_path / "none.safetensors"),
+              "--levels", "severe", "--out", str(tmp_path / "out")]
+    assert main(common + ["--completion", "finetec"]) == 2
+    assert "--completion-weights" in capsys.readouterr().err
+    assert main(common + ["--completion", "finetec", "--completion-weights", str(tmp_path / "w.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and len(err.strip().splitlines()) == 1
+    assert main(common + ["--completion", "duplicate", "--completion-weights", "w.safetensors"]) == 2
+    assert not (tmp_path / "out").exists()

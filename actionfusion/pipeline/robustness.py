@@ -310,6 +310,12 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
             raise UsageError("give CONFIG and --checkpoint W (or --models WORKDIR ...)")
         runs = [(Path(config), Path(checkpoint))]
     configs = [load_config(path, list(overrides)) for path, _ in runs]  # every config checked before any work
+    if completion == "finetec":  # the completion network must fit every model's clips before any work
+        from ..modalities.skeleton.layouts import get_layout
+
+        for cfg in configs:
+            layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
+            load_completion_network(completion_weights, int(cfg.data.clip_len), get_layout(layout).num_joints)
     target = Path(out) if out is not None else _default_out(runs[0][1])
     reports = [evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
                                    completion_weights=completion_weights) | {"work_dir": str(ck)}
