@@ -71,3 +71,28 @@ def test_train_print_config_merges_set_cfg_options_seed_and_amp(capsys):
     assert config["data"]["clip_len"] == 24 and config["train"]["amp"] is True
     assert main(["train", "configs/synthetic/stgcn.yaml", "--cfg-options", "optim.lr=-1", "--print-config"]) == 2
     assert "optim.lr" in capsys.readouterr().err
+
+
+def test_error_boundary_statuses_and_lines():
+    """Failures exit 1 on one line, usage errors 2, a bug prints its traceback and says it is one."""
+    import io
+
+    from actionfusion.errors import StoreError, UsageError
+    from actionfusion.pipeline.cli_errors import run_with_error_boundary
+
+    def run(error: BaseException, debug: bool = False):
+        def handler() -> int:
+            raise error
+        stream = io.StringIO()
+        return run_with_error_boundary("cmd", handler, debug=debug, stream=stream), stream.getvalue()
+
+    status, text = run(StoreError("store: damaged\nsecond line"))
+    assert status == 1 and text == "actionfusion cmd: error: store: damaged; second line\n"
+    status, text = run(UsageError("--x must be positive"))
+    assert status == 2 and text.count("\n") == 1
+    status, text = run(FileNotFoundError(2, "No such file or directory", "a/b.yaml"))
+    assert status == 1 and text == "actionfusion cmd: error: a/b.yaml: No such file or directory: check the path\n"
+    status, text = run(StoreError("x"), debug=True)
+    assert status == 1 and "Traceback" in text
+    status, text = run(ZeroDivisionError("division by zero"))
+    assert status == 1 and "Traceback" in text and "This is a bug in actionfusion" in text.splitlines()[-1]

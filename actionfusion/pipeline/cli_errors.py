@@ -31,8 +31,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-REPORT_URL = "https://github.com/actionfusion/actionfusion/issues"
-
 _OS_ADVICE = {
     errno.ENOENT: "check the path",
     errno.EACCES: "check its permissions, or choose another location",
@@ -99,7 +97,8 @@ def run_with_error_boundary(command: str, handler: Callable[[], int], debug: boo
     except Exception as error:  # a bug: no bad input should reach here
         traceback.print_exc(file=stream)
         print(f"{prefix} internal error ({type(error).__name__}: {one_line(str(error))[:300]}). "
-              f"This is a bug in actionfusion: please report it with the traceback above at {REPORT_URL}",
+              "This is a bug in actionfusion: please report it, with the traceback above and the command, "
+              "to the project's issue tracker",
               file=stream)
         return EXIT_FAILURE
 
