@@ -10,6 +10,15 @@ import os
 from typing import Optional
 
 
+def one_line(text: object, limit: Optional[int] = None) -> str:
+    """``text`` (an error or message) on one line: its lines joined by ``"; "``, runs of whitespace
+    collapsed, cut to ``limit`` characters when given. Error messages of other libraries span lines;
+    ours are one line."""
+    lines = (" ".join(line.split()) for line in str(text).splitlines())
+    flat = "; ".join(line for line in lines if line)
+    return flat if limit is None or len(flat) <= limit else flat[: max(limit - 3, 0)] + "..."
+
+
 class ActionFusionError(Exception):
     """Base class of every error raised by actionfusion on bad input or state."""
 

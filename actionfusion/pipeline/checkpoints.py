@@ -29,7 +29,7 @@ from safetensors.torch import load_file as safetensors_load_file
 from safetensors.torch import save as safetensors_save_bytes
 from torch import nn
 
-from ..errors import CheckpointError, UnsafeLoadError
+from ..errors import CheckpointError, UnsafeLoadError, one_line
 from ..io import atomic_publish_dir, atomic_write_bytes, atomic_write_json, load_json, make_staging_dir, remove_stale_staging
 
 PathLike = Union[str, Path]
@@ -104,7 +104,7 @@ def read_weights(path: PathLike) -> Dict[str, torch.Tensor]:
         try:
             state = safetensors_load_file(str(path), device="cpu")
         except Exception as error:  # safetensors raises SafetensorError (not exported) on a bad header
-            raise CheckpointError(path, f"not a readable safetensors file ({one_line(error)}): the file is "
+            raise CheckpointError(path, f"not a readable safetensors file ({one_line(error, 200)}): the file is "
                                         "damaged or incomplete; write it again") from error
     else:
         try:
@@ -124,11 +124,6 @@ def read_weights(path: PathLike) -> Dict[str, torch.Tensor]:
             raise CheckpointError(path, "expected a mapping of names to tensors")
         state = dict(loaded)
     return _strip_prefix(state, "module.")
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line, at most 200 characters."""
-    return " ".join(str(error).split())[:200]
 
 
 def load_weights(path: PathLike, model: nn.Module, strict: bool = True) -> Tuple[List[str], List[str]]:

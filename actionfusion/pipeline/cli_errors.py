@@ -25,7 +25,7 @@ import sys
 import traceback
 from typing import Callable, NoReturn, TextIO
 
-from ..errors import ActionFusionError
+from ..errors import ActionFusionError, one_line
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -63,11 +63,6 @@ def os_error_line(error: OSError) -> str:
     return ": ".join(parts)
 
 
-def one_line(text: str) -> str:
-    """The text on one line (newlines become '; ')."""
-    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
 def run_with_error_boundary(command: str, handler: Callable[[], int], debug: bool = False,
                             stream: TextIO | None = None) -> int:
     """Run ``handler()``; turn expected failures into one line on ``stream`` and an exit status."""
@@ -96,7 +91,7 @@ def run_with_error_boundary(command: str, handler: Callable[[], int], debug: boo
         return EXIT_FAILURE
     except Exception as error:  # a bug: no bad input should reach here
         traceback.print_exc(file=stream)
-        print(f"{prefix} internal error ({type(error).__name__}: {one_line(str(error))[:300]}). "
+        print(f"{prefix} internal error ({type(error).__name__}: {one_line(error, 300)}). "
               "This is a bug in actionfusion: please report it, with the traceback above and the command, "
               "to the project's issue tracker",
               file=stream)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..worker_lifetime import end_with_main_process
 from ..datasets.store.layout import MANIFEST_FILE, samples_dir
 from ..datasets.store.manifest import config_differences, read_manifest, utc_now_iso, write_manifest
@@ -131,7 +131,7 @@ def extract_one_video(job: VideoJob, settings: ExtractSettings, estimator: Any) 
                            backend=settings.backend, world=world, label=job.label, sources={"rgb": job.video})
     except Exception as err:  # one bad video must never stop the batch
         return VideoResult(job.name, job.video, False, error_type=type(err).__name__,
-                           message=" ".join(str(err).split()), seconds=time.perf_counter() - start)
+                           message=one_line(err), seconds=time.perf_counter() - start)
     return VideoResult(job.name, job.video, True, num_frames=int(keypoints.shape[1]),
                        num_tracks=int(keypoints.shape[0]), has_world=world is not None,
                        seconds=time.perf_counter() - start)

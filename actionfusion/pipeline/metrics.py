@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..datasets.ntu.constants import NTU120_CLASS_NAMES
-from ..errors import FileFormatError, UsageError
+from ..errors import FileFormatError, UsageError, one_line
 from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, load_json, load_npy
 
 PathLike = Union[str, Path]
@@ -208,7 +208,7 @@ def _read_npy(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError) as error:  # damaged, or holds pickled objects (refused)
-        raise FileFormatError(path, f"not a plain .npy array ({' '.join(str(error).split())[:120]})") from None
+        raise FileFormatError(path, f"not a plain .npy array ({one_line(error, 120)})") from None
 
 
 def _score_array(path: Path) -> np.ndarray:

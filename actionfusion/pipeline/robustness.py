@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..modalities.skeleton.completion import COMPLETIONS, complete
 from ..modalities.skeleton.corruption import CORRUPTIONS, LEVELS, SEVERITIES, corrupt
 
@@ -184,7 +184,7 @@ def load_completion_network(weights: PathLike, clip_len: int, num_joints: int) -
         network = FineTecCompletion(num_classes=0, **kwargs)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--completion-weights {path}: encoder.json's kwargs do not build the network "
-                         f"({' '.join(str(error).split())[:200]})") from None
+                         f"({one_line(error, 200)})") from None
     if network.num_frames != int(clip_len) or network.num_joints != int(num_joints) or network.in_channels != 3:
         raise UsageError(f"--completion-weights {path}: the network completes clips of {network.num_frames} frames, "
                          f"{network.num_joints} joints, {network.in_channels} channels; the model reads "

@@ -18,7 +18,7 @@ from typing import Any, Iterable, List, Tuple
 
 import numpy as np
 
-from ...errors import ActionFusionError
+from ...errors import ActionFusionError, one_line
 from .file_checksums import FILES_KEY, check_file_record
 from .layout import MODALITY_FILES, sample_dir
 from .sample_store import SampleStore
@@ -137,7 +137,7 @@ def verify_sample(store: SampleStore, name: str) -> List[str]:
             else:
                 _check_array(store, name, modality, info)
         except CHECK_ERRORS as error:
-            problems.append(" ".join(str(error).split()))
+            problems.append(one_line(error))
     checksum_problems, unrecorded = check_checksums(store, name)
     problems += checksum_problems
     if problems:
@@ -160,5 +160,5 @@ def verify_store(store: SampleStore, names: Iterable[str] | None = None, progres
             if unrecorded:
                 report.unrecorded.append((name, unrecorded))
         except CHECK_ERRORS as error:
-            report.bad.append((name, " ".join(str(error).split())[:300]))
+            report.bad.append((name, one_line(error, 300)))
     return report

@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Union
 import torch
 from safetensors.torch import load_file as safetensors_load_file
 
-from ...errors import CheckpointError, UnsafeLoadError
+from ...errors import CheckpointError, UnsafeLoadError, one_line
 
 WRAPPER_KEYS = ("state_dict", "model")  # tried in this order
 DDP_PREFIX = "module."
@@ -90,7 +90,7 @@ def load_official_checkpoint(path: Union[str, Path]) -> OfficialCheckpoint:
         try:
             tensors = safetensors_load_file(str(path), device="cpu")
         except Exception as error:  # SafetensorError on a damaged header
-            raise CheckpointError(path, f"not a readable safetensors file ({' '.join(str(error).split())[:200]})") \
+            raise CheckpointError(path, f"not a readable safetensors file ({one_line(error, 200)})") \
                 from None
         return unwrap_state_dict(tensors, str(path))
     try:
