@@ -316,7 +316,9 @@ def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]
     missing = missing_samples(store)
     if not missing:
         return []
-    test = set(split_names(cfg, list(store.names) + missing)["test"])
+    # The test split depends on each name alone (no validation carve-out): split the missing names only.
+    test = set(split_samples(missing, cfg.data.benchmark, exclude_missing=True, validation_fraction=0.0,
+                             seed=cfg.seed)["test"])
     lost = [name for name in missing if name in test]
     if lost:
         logging.getLogger(__name__).warning(
