@@ -17,6 +17,7 @@ run redoes it and removes the leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -31,11 +32,8 @@ PR_SET_PDEATHSIG = 1
 def end_with_main_process(main_pid: int) -> None:
     """In a worker: exit when ``main_pid`` (the command's process) or this worker's parent dies."""
     if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl: the watchdog below still works
-            pass
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog below still works
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     parent = os.getppid()
     if not pid_alive(main_pid) or parent == 1:  # the command died before this worker started
         os._exit(1)

@@ -119,7 +119,7 @@ def _cmd_visualize_poses(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrained_override(args: argparse.Namespace) -> list:
+def _config_overrides(args: argparse.Namespace) -> list:
     """``--set`` overrides plus those of ``--pretrained``, ``--strict``, ``--seed`` and ``--amp`` where the
     command has them."""
     overrides = list(args.set or [])
@@ -142,9 +142,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         from .config import load_config
 
-        print(yaml.safe_dump(load_config(args.config, _pretrained_override(args)).to_dict(), sort_keys=False), end="")
+        print(yaml.safe_dump(load_config(args.config, _config_overrides(args)).to_dict(), sort_keys=False), end="")
         return 0
-    return run_train_cli(args.config, _pretrained_override(args), args.work_dir, args.resume, args.allow_config_change)
+    return run_train_cli(args.config, _config_overrides(args), args.work_dir, args.resume, args.allow_config_change)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -171,7 +171,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .trainer import run_evaluate_cli
 
-    return run_evaluate_cli(args.config, args.checkpoint, _pretrained_override(args), args.split, args.work_dir)
+    return run_evaluate_cli(args.config, args.checkpoint, _config_overrides(args), args.split, args.work_dir)
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
