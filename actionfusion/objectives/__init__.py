@@ -12,5 +12,6 @@ from . import msclr  # noqa: F401  (registers "msclr")
 from . import cascadeformer  # noqa: F401  (registers "cascadeformer")
 from . import skeletonmae  # noqa: F401  (registers "skeletonmae")
 from . import finetec  # noqa: F401  (registers "finetec_completion")
+from . import brl  # noqa: F401  (registers "brl")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]

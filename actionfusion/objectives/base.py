@@ -59,6 +59,9 @@ class Objective(nn.Module, metaclass=ABCMeta):
         needs_labels: False for self-supervised objectives (the engine then never reads ``label``).
         num_views: how many views of each sample the objective reads (``data.views`` must be at
             least this).
+
+    An objective that rebalances by class frequency defines ``observe_training_labels(labels)``:
+    the engine calls it once with the training split's labels, before training and on resume.
     """
 
     needs_labels: bool = True
@@ -117,6 +120,23 @@ def attach_objective(objective: nn.Module, model: nn.Module) -> None:
     hook = getattr(objective, "attach", None)
     if callable(hook):
         hook(model)
+
+
+def observe_training_labels(objective: nn.Module, dataset: Any) -> None:
+    """``objective.observe_training_labels(dataset.labels)`` where the objective defines the hook
+    (objectives that rebalance by class frequency, e.g. BRL) and the dataset has ``labels``.
+
+    Raises:
+        TypeError: the objective asks for the labels but the dataset has none.
+    """
+    hook = getattr(objective, "observe_training_labels", None)
+    if not callable(hook):
+        return
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        raise TypeError(f"{type(objective).__name__} reads the training labels, but {type(dataset).__name__} "
+                        "has no `labels` attribute")
+    hook(list(labels))
 
 
 def start_objective_epoch(objective: nn.Module, epoch: int) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import WorkDirError
 from ..io import atomic_write_json, remove_stale_staging
-from ..objectives.base import Objective, attach_objective, start_objective_epoch
+from ..objectives.base import Objective, attach_objective, observe_training_labels, start_objective_epoch
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
 from .distributed import DistContext, barrier, per_process_batch_size, wrap_model
 from .loaders import build_train_loader
@@ -234,6 +234,7 @@ def fit(
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
     train_loader = build_train_loader(train_dataset, ctx, batch, int(cfg.data.num_workers), cfg.seed)
     attach_objective(objective, model)
+    observe_training_labels(objective, train_dataset)
     model.to(ctx.device)
     objective.to(ctx.device)
     module = wrap_model(ObjectiveModule(model, objective), ctx)

@@ -16,8 +16,8 @@ Steps (:data:`STEP_NAMES`) and their options:
 - ``valid_crop_resize``: ``out_len``, ``p_interval`` (train; default [0.5, 1]),
   ``test_p_interval`` (evaluation; default [0.95], CTR-GCN's test crop), ``min_len`` (64).
 - ``random_rotation``: ``max_angle`` (0.3 rad); ``random_scale``: ``scale`` (0.1);
-  ``mirror_flip``: ``p`` (0.5, the probability of flipping). These three are augmentations:
-  they run only when ``train`` is true.
+  ``mirror_flip``: ``p`` (0.5, the probability of flipping); ``temporal_flip``: ``p`` (0.5; BRL's
+  optional time reversal). These four are augmentations: they run only when ``train`` is true.
 - ``stream``: ``stream`` (one of :data:`.streams.STREAM_NAMES`); ``unified_12ch``: no option.
 - The contrastive family's augmentations (AimCLR / HiCLR / STARS / MS-CLR), in
   :mod:`.transforms_contrastive`; each runs only when ``train`` is true:
@@ -48,13 +48,13 @@ from ...errors import UsageError
 from .layouts import JointLayout, get_layout, root_joints
 from .streams import STREAM_NAMES, make_stream, to_bone, to_motion, to_skip, unified_12ch
 from .transforms_geometry import (center, mirror_flip, pre_normalize_3d, random_rotation, random_scale,
-                                  resize_time, valid_crop_resize, valid_length)
+                                  resize_time, temporal_flip, valid_crop_resize, valid_length)
 
 __all__ = [
     "STEP_NAMES", "StepBuilder", "StepFn", "register_skeleton_step", "step_names", "SkeletonTransform",
     "build_skeleton_pipeline", "center", "pre_normalize_3d",
     "valid_crop_resize", "valid_length", "resize_time", "random_rotation", "random_scale", "mirror_flip",
-    "to_bone", "to_motion", "to_skip", "make_stream", "unified_12ch", "STREAM_NAMES",
+    "temporal_flip", "to_bone", "to_motion", "to_skip", "make_stream", "unified_12ch", "STREAM_NAMES",
 ]
 
 StepFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -168,6 +168,17 @@ def _call_random_scale(x: np.ndarray, rng: np.random.Generator, scale: float) ->
 @register_skeleton_step("mirror_flip")
 def _mirror_flip(layout: JointLayout, train: bool, p: float = 0.5) -> StepFn:
     return partial(_call_mirror_flip, layout=layout, p=float(p)) if train else _identity
+
+
+@register_skeleton_step("temporal_flip")
+def _temporal_flip(layout: JointLayout, train: bool, p: float = 0.5) -> StepFn:
+    if not 0.0 <= float(p) <= 1.0:
+        raise UsageError(f"temporal_flip: p must lie in [0, 1], got {p}")
+    return partial(_call_temporal_flip, p=float(p)) if train else _identity
+
+
+def _call_temporal_flip(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    return temporal_flip(x) if rng.random() < p else x
 
 
 @register_skeleton_step("stream")

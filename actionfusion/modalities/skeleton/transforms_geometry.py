@@ -137,6 +137,26 @@ def valid_length(x: np.ndarray) -> int:
     return int(np.count_nonzero(np.any(_check(x) != 0, axis=(0, 2, 3))))
 
 
+def temporal_flip(x: np.ndarray) -> np.ndarray:
+    """Play the valid frames backwards; trailing zero padding stays at the end.
+
+    BRL's ``Temperal_Flip`` reverses the whole time axis, which would move the padding of a
+    short sequence to the front; reversing only the valid frames keeps the layout that
+    :func:`valid_length` and the crops assume. Applying it twice gives back ``x``.
+
+    Args:
+        x: float [M, T, V, C].
+
+    Returns:
+        float32 [M, T, V, C].
+    """
+    x = _check(x)
+    out = x.astype(np.float32, copy=True)
+    n = valid_length(x)
+    out[:, :n] = x[:, :n][:, ::-1]
+    return out
+
+
 def resize_time(x: np.ndarray, out_len: int) -> np.ndarray:
     """Linear interpolation along T to ``out_len`` frames, sampling like
     ``F.interpolate(mode='bilinear', align_corners=False)`` along time (CTR-GCN's resize).
