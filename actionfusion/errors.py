@@ -112,6 +112,11 @@ class StoreError(ActionFusionError):
     """The prepared sample store is missing, inconsistent, or lacks a sample or modality."""
 
 
+class LongTailSplitError(UsageError):
+    """A long-tailed split asks for more training samples of a class than the store holds (or its
+    imbalance factor or ``n_max`` is out of range); the message names the class and the way out."""
+
+
 class UnsafeLoadError(ActionFusionError):
     """Loading this file would run code (a pickle) and the caller did not opt in."""
 
