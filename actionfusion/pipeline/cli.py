@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from .. import __version__
+from ..datasets.ntu.longtail_splits import MAX_RHO
+from ..datasets.ntu.splits import BENCHMARKS
 from .cli_errors import DefaultsHelpFormatter, OneLineArgumentParser, add_debug_option, run_with_error_boundary
-from .cli_types import float_in, frame_size, int_in, weight_list, workers
+from .cli_types import float_in, frame_size, int_in, n_max_value, weight_list, workers
 
 CONFIG_HELP = "a config name from `actionfusion configs` (synthetic/ctrgcn) or a YAML file"
 
@@ -88,6 +90,17 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
           f"samples (first: {first[0]}: {first[1]}): prepare them again (`actionfusion prepare` redoes what is "
           "missing; remove a damaged sample's folder first)", file=sys.stderr)
     return 1
+
+
+def _cmd_lt_split(args: argparse.Namespace) -> int:
+    from ..datasets.store.sample_store import SampleStore
+    from ..datasets.store.split_files import write_longtail_split
+
+    path, record = write_longtail_split(SampleStore(Path(args.store)), args.benchmark, args.rho, args.n_max, args.seed)
+    print(json.dumps({"benchmark": record["benchmark"], "file": str(path), "total": record["num_train"],
+                      "n_max": record["n_max"], "rho": record["rho"], "seed": record["seed"],
+                      "counts": record["counts"]}))
+    return 0
 
 
 def _cmd_import_pyskl(args: argparse.Namespace) -> int:
@@ -292,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check every sample's files against its meta.json; exit 1 if any is damaged or missing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_store_info)
+
+    p = sub.add_parser("lt-split", help="write a long-tailed training split (BRL's NTU-LT) into a store: "
+                                        "then train with --set data.benchmark=<base>_lt<rho>")
+    p.add_argument("store", help="a prepared sample store; the split goes to STORE/splits/<base>_lt<rho>.json")
+    p.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="the base benchmark whose training set "
+                   "is thinned (its test set stays unchanged)")
+    p.add_argument("--rho", type=int_in(2, MAX_RHO), required=True,
+                   help="imbalance factor: the first class keeps n_max samples, the last n_max/rho (BRL: 10, 50, 100)")
+    p.add_argument("--n-max", type=n_max_value, default="auto",
+                   help="training samples of the first class, or 'auto': the benchmark's (600; 400 for "
+                        "ntu120_xset), lowered to the largest the store's classes can supply")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="seeds each class's random draw")
+    p.set_defaults(func=_cmd_lt_split)
 
     p = sub.add_parser("import-pyskl", help="import a pyskl/mmaction2 annotation pickle into a store")
     p.add_argument("pickle")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Tuple
+from typing import Callable, Tuple, Union
 
 MAX_WORKERS = 256
 """More worker processes than this is a typo, not a machine."""
@@ -67,6 +67,18 @@ def weight_list(text: str) -> Tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text}: at least one weight must be positive")
     return values
 
+
+def n_max_value(text: str) -> Union[int, str]:
+    """``"auto"`` or an integer in 1..1,000,000 (a long-tailed split's samples of its first class)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int_in(1, 1_000_000)(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err}; give an integer or 'auto'") from None
+
+
+n_max_value.__name__ = "integer or auto"
 
 workers = int_in(0, MAX_WORKERS)
 workers.__name__ = "workers"

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
+from ..datasets.ntu.longtail_splits import parse_longtail_benchmark
 from ..datasets.ntu.splits import BENCHMARKS
 from ..datasets.skeleton_conventions import CONVENTIONS
 from ..io import atomic_write_text
@@ -82,7 +83,8 @@ class DataConfig:
 
     Attributes:
         store: prepared sample store (path relative to the current directory).
-        benchmark: one of :data:`BENCHMARKS`.
+        benchmark: one of :data:`BENCHMARKS`, or a long-tailed ``<base>_lt<rho>`` whose training list is
+            the store's split file (``actionfusion lt-split``; see :func:`.data_builder.split_names`).
         validation_fraction: share of training groups (performers; setups for xset) held out
             for validation, in [0, 1). Model selection uses val, never test.
         modalities: batch keys to deliver, from :data:`MODALITIES` (``skeleton`` and/or the image-like
@@ -376,7 +378,9 @@ UPPER_BOUNDS = {
 def _check_ranges(cfg: ExperimentConfig) -> None:
     data, optim, schedule, train = cfg.data, cfg.optim, cfg.schedule, cfg.train
     _require(bool(cfg.experiment), "experiment", "must not be empty")
-    _require(data.benchmark in BENCHMARKS, "data.benchmark", f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}")
+    _require(data.benchmark in BENCHMARKS or parse_longtail_benchmark(data.benchmark) is not None, "data.benchmark",
+             f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}, nor a long-tailed <base>_lt<rho> "
+             "(e.g. ntu60_xsub_lt10, after `actionfusion lt-split`)")
     _require(0.0 <= data.validation_fraction < 1.0, "data.validation_fraction", "must lie in [0, 1)")
     _require(bool(data.modalities), "data.modalities", "must name at least one modality")
     for i, name in enumerate(data.modalities):

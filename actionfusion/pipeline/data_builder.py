@@ -17,8 +17,11 @@ import numpy as np
 from ..datasets.clip_dataset import SkeletonClipDataset, ClipTransform
 from ..datasets.modality_clips import ClipReader, DepthClipReader, HeatmapClipReader, PointClipReader, RGBClipReader
 from ..datasets.multimodal_clip_dataset import MultiModalClipDataset
+from ..datasets.ntu.longtail_splits import base_benchmark, parse_longtail_benchmark
 from ..datasets.ntu.splits import split_samples
+from ..datasets.store.layout import split_file
 from ..datasets.store.sample_store import SampleStore
+from ..datasets.store.split_files import lt_split_command, read_split_file
 from ..errors import StoreError
 from .config import ConfigError, DataConfig, ExperimentConfig
 
@@ -134,10 +137,22 @@ def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[s
     although ``validation_fraction > 0`` -- a small store whose performers miss the held-out
     groups, like the synthetic set -- a seeded per-sample fraction of train is held out instead,
     with a warning (on real NTU data the group carve-out is never empty).
+
+    A long-tailed benchmark ``<base>_lt<rho>`` takes its training list from the store's split file
+    (``actionfusion lt-split``) and the base benchmark's test set; validation is carved out of that
+    list in the same way, so training keeps the split's counts less the held-out samples
+    (``data.validation_fraction: 0`` trains on the split's exact counts).
     """
     data = cfg.data
-    splits = split_samples(names, data.benchmark, exclude_missing=True,
-                           validation_fraction=data.validation_fraction, seed=cfg.seed)
+    longtail = parse_longtail_benchmark(data.benchmark)
+    if longtail is None:
+        splits = split_samples(names, data.benchmark, exclude_missing=True,
+                               validation_fraction=data.validation_fraction, seed=cfg.seed)
+    else:
+        base, rho = longtail
+        splits = split_samples(longtail_train_names(cfg, names, base, rho), base, exclude_missing=True,
+                               validation_fraction=data.validation_fraction, seed=cfg.seed)
+        splits["test"] = split_samples(names, base, exclude_missing=True)["test"]
     if data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
         train = splits["train"]
         count = min(len(train) - 1, max(1, int(round(data.validation_fraction * len(train)))))
@@ -151,6 +166,20 @@ def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[s
             stacklevel=2,
         )
     return splits
+
+
+def longtail_train_names(cfg: ExperimentConfig, names: Sequence[str], base: str, rho: int) -> list[str]:
+    """The training list of the long-tailed ``cfg.data.benchmark`` (``<base>_lt<rho>``), read from the
+    split file of the store whose samples are ``names``.
+
+    Raises:
+        ConfigError: the store has no split file for the benchmark (says which command writes it).
+        StoreError: the file is damaged or lists a name the store lacks (:func:`read_split_file`).
+    """
+    if not split_file(Path(cfg.data.store), cfg.data.benchmark).is_file():
+        raise ConfigError("data.benchmark", f"the store {cfg.data.store} has no split file for {cfg.data.benchmark}: "
+                                            f"run `{lt_split_command(cfg.data.store, base, rho)}` first")
+    return list(read_split_file(cfg.data.store, cfg.data.benchmark, names)["train"])
 
 
 def build_readers(data: DataConfig) -> dict[str, ClipReader]:
@@ -317,8 +346,8 @@ def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]
     if not missing:
         return []
     # The test split depends on each name alone (no validation carve-out): split the missing names only.
-    test = set(split_samples(missing, cfg.data.benchmark, exclude_missing=True, validation_fraction=0.0,
-                             seed=cfg.seed)["test"])
+    test = set(split_samples(missing, base_benchmark(cfg.data.benchmark), exclude_missing=True,
+                             validation_fraction=0.0, seed=cfg.seed)["test"])
     lost = [name for name in missing if name in test]
     if lost:
         logging.getLogger(__name__).warning(

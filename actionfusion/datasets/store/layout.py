@@ -18,6 +18,8 @@
         pose2d.npy                   float32 [M, T, K, 3] 2D keypoints (x, y, score), pixels
                                      (imported pyskl 2D pickles; pose extraction)
         pose3d_world.npy             float32 [M, T, K, 3] the pose model's world keypoints, metres
+    <store>/splits/<benchmark>.json  a benchmark's training list kept with the store (long-tailed
+                                     splits, ``actionfusion lt-split``; see split_files.py)
 
 A sample directory that exists holds a ``meta.json``: the directory is renamed into place
 only after every file in it has been written (``atomic_publish_dir``). Hidden ``.tmp-*``
@@ -33,6 +35,7 @@ from ...io import safe_component
 MANIFEST_FILE = "manifest.json"
 FAILURES_FILE = "failures.json"
 SAMPLES_DIR = "samples"
+SPLITS_DIR = "splits"
 META_FILE = "meta.json"
 
 STORE_FORMAT = "actionfusion-sample-store"
@@ -71,3 +74,12 @@ def sample_dir(store: Path, name: str) -> Path:
 def is_published_sample(path: Path) -> bool:
     """True for a finished sample directory (not a staging leftover, has its ``meta.json``)."""
     return not path.name.startswith(".") and (path / META_FILE).is_file()
+
+
+def split_file(store: Path, benchmark: str) -> Path:
+    """``<store>/splits/<benchmark>.json``.
+
+    Raises:
+        UnsafePathError: ``benchmark`` is not one plain path component.
+    """
+    return Path(store) / SPLITS_DIR / f"{safe_component(benchmark, 'benchmark name')}.json"
