@@ -5,8 +5,9 @@ Outputs of :func:`train` in ``work_dir``: ``config.yaml`` (resolved), ``checkpoi
 (every epoch, atomic, newest ``train.keep_last`` kept), ``best.safetensors`` (the epoch that
 ``train.select_by`` picks: highest ``val/top1`` by default; the test split is never used for
 selection), ``history.json``, ``train.log``, ``tb/`` (TensorBoard), and after training the selected
-weights' ``metrics.json`` (val and test), ``confusion.png``, ``per_class.csv``/``.md`` and
-``scores_test.npy`` + ``labels_test.npy`` + ``names_test.json`` (for late fusion).
+weights' ``metrics.json`` (val and test; ``longtail``: head / medium / tail accuracy by training
+count, :mod:`.longtail_metrics`), ``confusion.png``, ``per_class.csv``/``.md``, ``per_class_accuracy.png``
+and ``scores_test.npy`` + ``labels_test.npy`` + ``names_test.json`` (for late fusion).
 
 ``model.pretrained`` (``--pretrained``) starts the model from an encoder written by
 ``actionfusion pretrain``. Exact resume and DDP are the engine's (see :mod:`.engine`); launch with
@@ -32,6 +33,7 @@ from .engine import (check_selection_metric, check_work_dir, epoch_seed, fit, li
                      start_work_dir)
 from .evaluation import evaluate_dataset
 from .loaders import build_eval_loader
+from .longtail_metrics import longtail_report
 from .metrics import write_evaluation_outputs
 from .train_loop import FeaturesAndLogits
 
@@ -210,6 +212,9 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
                                                               progress=progress, desc="test")
     results["test"] = test_metrics
     results.update({k: test_metrics[k] for k in ("top1", "top5", "mean_class_accuracy")})
+    longtail = longtail_report(work_dir if ctx.is_main else None, test_scores, test_labels, datasets.get("train"))
+    if longtail is not None:
+        results["longtail"] = longtail
     if ctx.is_main:
         write_evaluation_outputs(work_dir, test_scores, test_labels, list(datasets["test"].names), "test")
         atomic_write_json(work_dir / "metrics.json", results)
@@ -239,7 +244,9 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
     """Score ``checkpoint`` (weights file, epoch checkpoint dir or work dir) on ``split``.
 
     With ``work_dir`` writes ``metrics_<split>.json``, ``confusion_<split>.png``,
-    ``per_class_<split>.csv``/``.md`` and ``scores_<split>.npy`` (+ labels, names) there.
+    ``per_class_<split>.csv``/``.md``, ``per_class_accuracy_<split>.png`` and ``scores_<split>.npy``
+    (+ labels, names) there. The metrics hold ``longtail`` (:mod:`.longtail_metrics`) when the
+    datasets have a training set with labels.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, not {split!r}")
@@ -260,6 +267,10 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
                                                    progress=progress, desc=split)
         result: Dict[str, Any] = {"experiment": str(cfg.experiment), "checkpoint": str(weights), "split": split,
                                   **metrics}
+        longtail = longtail_report(Path(work_dir) if work_dir is not None and ctx.is_main else None, scores, labels,
+                                   datasets.get("train"), f"_{split}")
+        if longtail is not None:
+            result["longtail"] = longtail
         if work_dir is not None and ctx.is_main:
             out = Path(work_dir)
             write_evaluation_outputs(out, scores, labels, list(datasets[split].names), split, f"_{split}")
