@@ -7,3 +7,4 @@ def register_parts() -> None:
     from . import cascadeformer  # noqa: F401
     from . import skeletonmae  # noqa: F401
     from . import finetec_completion  # noqa: F401
+    from . import aclnet  # noqa: F401
