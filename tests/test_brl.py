@@ -148,3 +148,21 @@ def test_brl_trains_through_the_engine_with_the_mixed_share_it_asks_for(tmp_path
     assert len(history) == 3 and all(np.isfinite(h["train_loss"]) for h in history)
     assert history[0]["train_mixed"] == pytest.approx(0.25)  # 2 of each batch of 8
     assert 0.0 <= results["top1"] <= 1.0 and NUM_CLASSES == 5
+
+
+def test_synthetic_brl_recipe_differs_from_its_cross_entropy_baseline_only_in_the_objective():
+    from pathlib import Path
+
+    from actionfusion.pipeline.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    brl, ce = (load_config(configs / "synthetic" / f"{name}_lt.yaml").to_dict() for name in ("brl", "ce"))
+    assert brl["objective"]["name"] == "brl" and ce["objective"]["name"] == "cross_entropy"
+    for cfg in (brl, ce):
+        cfg.pop("objective"), cfg.pop("experiment")
+    assert brl == ce
+    for benchmark in ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"):
+        recipe = load_config(configs / benchmark / "brl.yaml")
+        assert recipe.data.benchmark == f"{benchmark}_lt100" and recipe.model.name == "stgcnpp"
+        # The official 24 epochs over a 5x repeated set, weights from epoch 19: 120 passes, switch at 95.
+        assert recipe.schedule.epochs == 120 and recipe.objective.kwargs["step_epoch"] - 1 == 95
