@@ -218,7 +218,8 @@ def write_frame_pack(path: PathLike, frames: "Iterator[np.ndarray] | Sequence[np
 
 
 class FramePack:
-    """Random access to the frames of a pack through a read-only memory map.
+    """Random access to the frames of a pack through a read-only memory map (or, given ``data``, the
+    pack's bytes in memory; ``path`` then only names it in errors).
 
     Attributes:
         codec: ``jpeg`` or ``png16``.
@@ -226,15 +227,19 @@ class FramePack:
         dtype: numpy dtype of a decoded frame.
     """
 
-    def __init__(self, path: PathLike) -> None:
+    def __init__(self, path: PathLike, data: Optional[bytes] = None) -> None:
         self.path = Path(path)
-        try:
-            size = self.path.stat().st_size
-        except OSError as err:
-            raise StoreError(f"{self.path}: cannot open frame pack ({err})") from err
+        if data is not None:  # the pack's bytes already in memory (a sharded store's range read)
+            size = len(data)
+        else:
+            try:
+                size = self.path.stat().st_size
+            except OSError as err:
+                raise StoreError(f"{self.path}: cannot open frame pack ({err})") from err
         if size < len(MAGIC) + _TRAILER.size:
             raise StoreError(f"{self.path}: {size} bytes is too short for a frame pack")
-        self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self._data = (np.frombuffer(data, dtype=np.uint8) if data is not None
+                      else np.memmap(self.path, dtype=np.uint8, mode="r"))
         self.version = MAGICS.get(bytes(self._data[: len(MAGIC)]))
         if self.version is None:
             raise StoreError(f"{self.path}: not a frame pack (bad magic at offset 0)")
