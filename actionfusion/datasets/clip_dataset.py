@@ -110,7 +110,7 @@ class SkeletonClipDataset(Dataset):
     ) -> None:
         if clip_len < 1 or num_clips < 1 or max_persons < 1:
             raise ValueError(f"clip_len, num_clips and max_persons must be >= 1, got {clip_len}, {num_clips}, {max_persons}")
-        self._store: Optional[SampleStore] = store
+        self._store: Optional[SampleStore] = store  # or a ShardedStore: the same read interface
         self._store_path: Union[str, "os.PathLike[str]"] = store.path
         self.names: list[str] = list(names)
         self.labels: list[int] = [int(v) for v in labels] if labels is not None else [store.label(n) for n in self.names]
@@ -148,7 +148,9 @@ class SkeletonClipDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_store"] = None  # reopened lazily: the store's caches are per process
+        if isinstance(self._store, SampleStore):
+            state["_store"] = None  # reopened lazily: the store's caches are per process
+        # a ShardedStore pickles without its connection and cache (reopened in the worker)
         return state
 
     def set_epoch(self, epoch: int) -> None:

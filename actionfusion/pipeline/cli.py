@@ -92,6 +92,29 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ..datasets.store.shard_layout import parse_size
+    from ..datasets.store.shard_pack import pack_store
+    from ..errors import UsageError
+
+    options = {}
+    for item in args.storage_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option {item!r}: expected KEY=VALUE (e.g. endpoint_url=http://host:9000)")
+        options[key] = yaml.safe_load(value)  # numbers and booleans typed, like --set
+    try:
+        shard_size = parse_size(args.shard_size)
+    except ValueError as err:
+        raise UsageError(f"--shard-size: {err}") from err
+    report = pack_store(Path(args.store), args.out, shard_size=shard_size, storage_options=options,
+                        overwrite=args.overwrite)
+    print(json.dumps(report.to_dict()))
+    return 0
+
+
 def _cmd_lt_split(args: argparse.Namespace) -> int:
     from ..datasets.store.sample_store import SampleStore
     from ..datasets.store.split_files import write_longtail_split
@@ -305,6 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check every sample's files against its meta.json; exit 1 if any is damaged or missing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_store_info)
+
+    p = sub.add_parser("pack", help="write a store as WebDataset tar shards to a folder or object storage "
+                                    "(s3://bucket/prefix); train from it with --set data.store=URL")
+    p.add_argument("store", help="a prepared sample store (folder)")
+    p.add_argument("--out", required=True, help="a folder or fsspec URL (s3://bucket/prefix, gs://bucket/prefix)")
+    p.add_argument("--shard-size", default="1GB", help="bytes per shard (default 1GB; e.g. 256MB)")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="an fsspec option of --out, e.g. endpoint_url=http://127.0.0.1:9000 (credentials come from "
+                        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+    p.add_argument("--overwrite", action="store_true", help="replace a sharded store already at --out")
+    p.set_defaults(func=_cmd_pack)
 
     p = sub.add_parser("lt-split", help="write a long-tailed training split (BRL's NTU-LT) into a store: "
                                         "then train with --set data.benchmark=<base>_lt<rho>")

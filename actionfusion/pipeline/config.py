@@ -117,6 +117,11 @@ class DataConfig:
         strict_samples: fail on a sample of a split that lacks a modality the config reads (a partial
             sample), instead of leaving it out, logging it and counting it in ``metrics.json``.
         rgb, pose_heatmap, depth, points: clip settings of those modalities (:mod:`.config_clips`).
+        storage_options: fsspec options of a sharded ``store`` given as a URL (``s3://bucket/prefix``,
+            written by ``actionfusion pack``), e.g. ``{endpoint_url: "http://minio:9000"}``. Credentials
+            are refused here (the config is copied into every work dir): they come from the standard
+            variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``; the endpoint
+            also from ``AWS_ENDPOINT_URL``).
     """
 
     store: str = "demo_output/store"
@@ -142,6 +147,11 @@ class DataConfig:
     pose_heatmap: HeatmapClipConfig = field(default_factory=HeatmapClipConfig)
     depth: DepthClipConfig = field(default_factory=DepthClipConfig)
     points: PointClipConfig = field(default_factory=PointClipConfig)
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
+"""Words of a ``data.storage_options`` key that holds a credential (refused: credentials come from the environment)."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +418,11 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
                  f"must be at most {UPPER_BOUNDS[f'data.{key}']} (bounded before anything is allocated)")
     _require(0 <= data.num_workers <= UPPER_BOUNDS["data.num_workers"], "data.num_workers",
              f"must lie in [0, {UPPER_BOUNDS['data.num_workers']}]")
+    for option in data.storage_options:
+        _require(isinstance(option, str), "data.storage_options", f"keys must be strings, got {option!r}")
+        _require(not any(word in option.lower() for word in SECRET_OPTION_WORDS), f"data.storage_options.{option}",
+                 "looks like a credential; configs are copied into every work dir: set AWS_ACCESS_KEY_ID / "
+                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment instead")
     for block in ("rgb", "pose_heatmap", "depth", "points"):
         frames = getattr(data, block).num_frames
         _require(frames <= UPPER_BOUNDS["data.clip_len"], f"data.{block}.num_frames",

@@ -114,12 +114,21 @@ def build_transform(data: DataConfig, train: bool, builder: Optional[PipelineBui
     return build(specs, layout or data.layout, train)
 
 
-def open_store(path: str) -> SampleStore:
+def open_store(path: str, storage_options: Optional[dict[str, Any]] = None) -> Any:
     """Open the configured store, or explain how to make one.
+
+    A URL (``s3://bucket/prefix``) or a folder holding ``shards.json`` opens the sharded store
+    ``actionfusion pack`` wrote (:class:`~actionfusion.datasets.store.sharded_store.ShardedStore`, the
+    same read interface, the same clips); any other path the folder store.
 
     Raises:
         ConfigError: ``data.store`` is not a prepared sample store.
+        StoreError: a sharded store that cannot be read (unreachable endpoint, missing shard index).
     """
+    from ..datasets.store.sharded_store import ShardedStore, is_sharded_store
+
+    if is_sharded_store(path):
+        return ShardedStore(path, storage_options)
     hint = ("prepare one with `actionfusion prepare ROOT --out STORE` (real NTU data), or run `make demo` "
             "(synthetic data into demo_output/store), then point data.store at it")
     if not Path(path).is_dir():
@@ -176,6 +185,9 @@ def longtail_train_names(cfg: ExperimentConfig, names: Sequence[str], base: str,
         ConfigError: the store has no split file for the benchmark (says which command writes it).
         StoreError: the file is damaged or lists a name the store lacks (:func:`read_split_file`).
     """
+    if "://" in cfg.data.store or not Path(cfg.data.store).is_dir():
+        raise ConfigError("data.benchmark", f"{cfg.data.benchmark}: long-tailed splits are read from a folder store; "
+                                            f"train on the folder store {cfg.data.store} was packed from")
     if not split_file(Path(cfg.data.store), cfg.data.benchmark).is_file():
         raise ConfigError("data.benchmark", f"the store {cfg.data.store} has no split file for {cfg.data.benchmark}: "
                                             f"run `{lt_split_command(cfg.data.store, base, rho)}` first")
@@ -224,7 +236,7 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
         ConfigError: missing store, or a split with no samples (train or test).
     """
     data = cfg.data
-    store = open_store(data.store)
+    store = open_store(data.store, data.storage_options)
     splits = split_names(cfg, store.names)
     for part in ("train", "test"):
         if not splits[part]:
@@ -320,13 +332,16 @@ def sample_problem(store: SampleStore, name: str, needed: set[str]) -> Optional[
     if not needed <= have:
         return f"lacks {', '.join(sorted(needed - have))} (it has {', '.join(sorted(have))})"
     records = store.meta(name).get(FILES_KEY) or {}
-    folder = sample_dir(store.path, name)
+    sharded = hasattr(store, "stored_file_size")  # a ShardedStore: sizes from its shard index
     for modality in sorted(needed):
         record = records.get(MODALITY_FILES[modality])
         if not isinstance(record, dict) or not isinstance(record.get("size"), int):
             continue  # a store written before sizes were recorded
         try:
-            size = (folder / MODALITY_FILES[modality]).stat().st_size
+            size = (store.stored_file_size(name, MODALITY_FILES[modality]) if sharded
+                    else (sample_dir(store.path, name) / MODALITY_FILES[modality]).stat().st_size)
+            if size is None:
+                raise FileNotFoundError(MODALITY_FILES[modality])
         except OSError:
             return f"{MODALITY_FILES[modality]} is missing"
         if size != record["size"]:
