@@ -25,9 +25,10 @@ the first of each is used. The *topology* of a sample is ``alpha * ctr + beta * 
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -109,19 +110,44 @@ class GlobalJointMSTCN(MixedScaleTCN):
     The branches see ``[x, mean_V x]`` (V + 1 columns); the mean column's output, scaled per joint
     by the learnable ``add_coeff`` (zeros at start), is added to every joint before the 1x1
     transform: ``z_v = b_v + add_coeff[v] * b_mean``.
+
+    The six branches all open with a 1x1 convolution of the same input (the last one strided);
+    :meth:`forward` runs them as one convolution over their stacked weights (a strided 1x1
+    convolution is the stride-1 one subsampled in time), then each branch's own layers on its
+    channels: the same function and parameters, one GEMM instead of six (about 1.5x faster on CPU).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, num_joints: int = 25,
                  dropout: float = 0.0) -> None:
         super().__init__(in_channels, out_channels, stride=stride, branches=PYSKL_MSTCN_BRANCHES, dropout=dropout)
         self.add_coeff = nn.Parameter(torch.zeros(num_joints))
+        self.stride = stride
+
+    def stems(self) -> List[nn.Conv2d]:
+        """The 1x1 convolution each branch opens with (the last branch is nothing else)."""
+        return [branch if isinstance(branch, nn.Conv2d) else branch[0] for branch in self.branches]
+
+    def run_branches(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N', C_in, T, V'] -> the branches' outputs concatenated, [N', C_out, ceil(T / stride), V']."""
+        convs = self.stems()
+        weight = torch.cat([conv.weight for conv in convs])
+        bias = torch.cat([conv.bias for conv in convs])  # type: ignore[misc]
+        stems = F.conv2d(x, weight, bias).split([conv.out_channels for conv in convs], dim=1)
+        outs = []
+        for branch, h in zip(self.branches, stems):
+            if isinstance(branch, nn.Conv2d):  # the strided 1x1 branch
+                outs.append(h[:, :, ::self.stride] if self.stride > 1 else h)
+                continue
+            for layer in list(branch)[1:]:
+                h = layer(h)
+            outs.append(h)
+        return torch.cat(outs, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
         v = x.shape[-1]
         if v > self.add_coeff.numel():
             raise ValueError(f"this temporal unit was built for {self.add_coeff.numel()} joints, got V = {v}")
-        x = torch.cat([x, x.mean(dim=-1, keepdim=True)], dim=-1)
-        out = torch.cat([branch(x) for branch in self.branches], dim=1)
+        out = self.run_branches(torch.cat([x, x.mean(dim=-1, keepdim=True)], dim=-1))
         z = out[..., :v] + out[..., v:] * self.add_coeff[:v]
         return self.drop(self.bn(self.transform(z)))
