@@ -114,7 +114,7 @@ class GlobalJointMSTCN(MixedScaleTCN):
     The six branches all open with a 1x1 convolution of the same input (the last one strided);
     :meth:`forward` runs them as one convolution over their stacked weights (a strided 1x1
     convolution is the stride-1 one subsampled in time), then each branch's own layers on its
-    channels: the same function and parameters, one GEMM instead of six (about 1.5x faster on CPU).
+    channels: the same function and parameters, one GEMM instead of six.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, num_joints: int = 25,

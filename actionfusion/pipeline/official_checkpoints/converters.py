@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import nn
 
+from .aclnet_converters import ACLNET_CONVERTERS
 from .cascadeformer_converters import CASCADEFORMER_CONVERTERS, CASCADEFORMER_OBJECTIVE_PARTS
 from .epam_converters import EPAM_CONVERTERS
 from .gcn_converters import GCN_CONVERTERS
@@ -22,7 +23,7 @@ from .key_rules import CheckpointConversionError, ObjectivePart, StateDictConver
 from .mamp_converters import MAMP_CONVERTERS, MAMP_OBJECTIVE_PARTS
 
 CONVERTERS: Dict[str, StateDictConverter] = {**GCN_CONVERTERS, **MAMP_CONVERTERS, **EPAM_CONVERTERS,
-                                             **CASCADEFORMER_CONVERTERS}
+                                             **CASCADEFORMER_CONVERTERS, **ACLNET_CONVERTERS}
 # converter name -> the objective that owns the keys the converter discards (written beside the model's)
 OBJECTIVE_PARTS: Dict[str, ObjectivePart] = {**MAMP_OBJECTIVE_PARTS, **CASCADEFORMER_OBJECTIVE_PARTS}
 
