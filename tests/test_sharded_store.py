@@ -267,3 +267,20 @@ def test_training_from_s3_shards_gives_the_folder_store_metrics(store_path: Path
     assert runs["s3"] == runs["folder"]
     history = [json.loads((tmp_path / k / "history.json").read_text()) for k in ("folder", "s3")]
     assert [h["train_loss"] for h in history[0]] == [h["train_loss"] for h in history[1]]
+
+
+def test_pack_command_writes_shards_reports_them_and_refuses_to_overwrite(store_path: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    from actionfusion.pipeline.cli import main
+
+    out = tmp_path / "packed"
+    assert main(["pack", str(store_path), "--out", str(out), "--shard-size", "200KB"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    packed = ShardedStore(str(out))
+    assert sorted(packed.names) == sorted(SampleStore(store_path).names)
+    assert report and json.dumps(report)  # one JSON line
+    assert main(["pack", str(store_path), "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "overwrite" in err[0]
+    assert main(["pack", str(store_path), "--out", str(tmp_path / "x"), "--shard-size", "lots"]) == 2
+    assert "--shard-size" in capsys.readouterr().err
