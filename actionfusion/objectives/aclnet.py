@@ -105,12 +105,16 @@ class ACLNetObjective(Objective):
         prototype_gradient: the current batch's contribution to the prototypes keeps its gradient.
         bank_start_epoch: 1-based epoch from which the bank counts (30); superclasses and L_inter
             start the epoch after.
-        neighbours: |N_i| (10). overlap_threshold: shared neighbours needed for the overlap term (4).
+        neighbours: |N_i| (10). overlap_threshold: the overlap term needs more shared neighbours than this (4).
         neighbour_affinity: the affinity of a neighbour (0.5).
         temperatures, temperature_bounds: tau per superclass size (0.1 / 0.5 / 1.0 at <= 10 / <= 20 / more).
         queue_size: entries of the intra-class queue (512; 1024 for NTU120).
         intra_temperature: of the margin loss's similarities (0.1). margin: epsilon (0.1).
     """
+
+    # The inter head gets no gradient before the superclasses exist, the intra head none until the
+    # queue is full: DistributedDataParallel must not wait for them.
+    ddp_find_unused_parameters = True
 
     def __init__(
         self,
