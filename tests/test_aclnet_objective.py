@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import actionfusion.objectives.aclnet  # noqa: F401  (registers "aclnet")

@@ -140,7 +140,8 @@ class ACLNetObjective(Objective):
         if bank_start_epoch < 1:
             raise UsageError(f"objective aclnet: bank_start_epoch is 1-based, got {bank_start_epoch}; give 1 or more")
         if queue_size < 1 or neighbours < 1:
-            raise UsageError(f"objective aclnet: queue_size and neighbours must be >= 1, got {queue_size}, {neighbours}")
+            raise UsageError(f"objective aclnet: queue_size and neighbours must be >= 1, got {queue_size}, "
+                             f"{neighbours}")
         if len(temperatures) != len(temperature_bounds) + 1:
             raise UsageError(f"objective aclnet: {len(temperatures)} temperatures for {len(temperature_bounds)} "
                              "bounds; give one more temperature than bounds")

@@ -63,7 +63,8 @@ def class_affinity(bank: torch.Tensor, neighbours: int = 10, overlap_threshold: 
     near = nearest_classes(bank, neighbours).float()
     overlap = near @ near.T  # |N_i & N_j|
     overlap.fill_diagonal_(0.0)
-    shared = torch.where(overlap > overlap_threshold, overlap / near.sum(dim=1, keepdim=True), torch.zeros_like(overlap))
+    shared = torch.where(overlap > overlap_threshold, overlap / near.sum(dim=1, keepdim=True),
+                         torch.zeros_like(overlap))
     return neighbour_affinity * near + shared
 
 

@@ -149,5 +149,5 @@ class ACLNet(StackedGCN):
 
 @register_model("aclnet", modality="skeleton")
 def aclnet(num_classes: int = 60, **kwargs: object) -> ACLNet:
-    """ACLNet's DG-STGCN (firework8/ACLNet), 8 random learnable graphs, 3.73M params at 60; train with objective aclnet."""
+    """ACLNet's DG-STGCN (firework8/ACLNet), 8 learnable random graphs, 3.73M params at 60; objective aclnet."""
     return ACLNet(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
