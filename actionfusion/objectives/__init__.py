@@ -13,5 +13,6 @@ from . import cascadeformer  # noqa: F401  (registers "cascadeformer")
 from . import skeletonmae  # noqa: F401  (registers "skeletonmae")
 from . import finetec  # noqa: F401  (registers "finetec_completion")
 from . import brl  # noqa: F401  (registers "brl")
+from . import aclnet  # noqa: F401  (registers "aclnet")
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective"]
