@@ -123,3 +123,8 @@ class UnsafeLoadError(ActionFusionError):
 
 class NonFiniteError(ActionFusionError, FloatingPointError):
     """A loss, a statistic or an input became NaN or infinite; names the batch's samples."""
+
+
+class RayClusterError(ActionFusionError):
+    """The Ray cluster a ``--ray`` run asked for cannot be reached, lacks the resources asked for,
+    or a node cannot see the files every node must share; the message says what to start or mount."""
