@@ -11,6 +11,8 @@
   at the end. A store is only resumed with the config it was started with.
 - ``workers >= 2`` runs samples in worker processes (``forkserver``, else ``spawn``; one decoder
   thread, one OpenCV thread each); ``workers`` 0 or 1 runs them inline (for debugging).
+- ``ray_address`` runs the same per-sample function as Ray tasks on a cluster (:mod:`.prepare_ray`);
+  this process still keeps the manifest and the report, so the store's bytes are the same.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable, Optional, Union
 
 from ...errors import StoreError
 from ...io import atomic_write_json, load_json, remove_stale_staging
+from ...ray_pool import import_ray
 from ...worker_lifetime import end_with_main_process
 from ..ntu.index import SamplePaths, scan_ntu_root
 from ..ntu.missing_skeletons import MISSING_SKELETONS_NTU120
@@ -51,6 +54,7 @@ def prepare_store(
     *,
     overwrite: bool = False,
     manifest_interval_s: float = 5.0,
+    ray_address: Optional[str] = None,
 ) -> PrepareReport:
     """Prepare every sample of the NTU-format ``root`` into the store ``out``.
 
@@ -58,18 +62,25 @@ def prepare_store(
         root: NTU-format root (any subset of skeletons, RGB videos, masked depth).
         out: store directory: new, empty, or a store started with the same ``config``.
         config: what to write (frozen; recorded in the manifest).
-        workers: worker processes; 0 or 1 prepares inline.
+        workers: worker processes; 0 or 1 prepares inline. With ``ray_address="local"``, the CPUs
+            of the one-machine Ray cluster; with another address the cluster's CPUs decide.
         progress: show a tqdm progress bar.
         limit: prepare at most the first ``limit`` selected samples (sorted by name).
         overwrite: discard an existing store's samples (also one with another config).
         manifest_interval_s: how often the manifest is rewritten during the run.
+        ray_address: run the samples as Ray tasks on this cluster (``"auto"``, ``"HOST:PORT"`` or
+            ``"local"``; see :mod:`.prepare_ray`); None uses the local process pool.
     Returns:
         the :class:`PrepareReport` (also summarised in ``manifest.json`` and ``failures.json``).
     Raises:
         StoreError: ``root`` is not a directory; ``out`` holds something that is not a store;
             or ``out`` is a store prepared with a different config (the message names the keys).
+        MissingDependencyError: ``ray_address`` is given and Ray is not installed.
+        RayClusterError: the Ray cluster cannot be reached.
     """
     start = time.perf_counter()
+    if ray_address is not None:
+        import_ray()  # a missing Ray fails before the store is touched
     root, out = Path(root), Path(out)
     try:
         index = scan_ntu_root(root)
@@ -110,7 +121,11 @@ def prepare_store(
             last_manifest = time.monotonic()
 
     try:
-        if workers <= 1:
+        if ray_address is not None and todo:
+            from .prepare_ray import prepare_on_ray
+
+            prepare_on_ray(todo, out, config, root, ray_address, on_result, local_cpus=max(int(workers), 1))
+        elif workers <= 1:
             for paths in todo:
                 on_result(prepare_sample(paths, out, config, root=root))
         else:
