@@ -16,6 +16,7 @@ from .. import __version__
 from ..datasets.ntu.longtail_splits import MAX_RHO
 from ..datasets.ntu.splits import BENCHMARKS
 from .cli_errors import DefaultsHelpFormatter, OneLineArgumentParser, add_debug_option, run_with_error_boundary
+from .cli_ray import add_ray_arguments
 from .cli_types import float_in, frame_size, int_in, n_max_value, weight_list, workers
 
 CONFIG_HELP = "a config name from `actionfusion configs` (synthetic/ctrgcn) or a YAML file"
@@ -53,6 +54,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         limit=args.limit,
         overwrite=args.overwrite,
+        ray_address=args.ray,
     )
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
@@ -315,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_arguments(p)
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("scan", help="index an NTU-format root: which sample has which modality")
@@ -501,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+    add_ray_arguments(p, actors=True)
     p.set_defaults(func=_cmd_extract_poses)
 
     p = sub.add_parser(

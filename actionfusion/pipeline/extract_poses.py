@@ -17,6 +17,9 @@ it, or into a new sample.
   message), the video is skipped, and the list is printed and written atomically to
   ``<store>/pose_failures.json``. A worker process that dies fails the videos it held and a
   fresh pool takes the rest.
+* **On Ray** (``ray_address``): the same per-video function runs on Ray actors that hold the
+  estimator, one per CPU (or per ``ray_gpus_per_actor`` of a GPU) of the cluster
+  (:mod:`.extract_poses_ray`); this process keeps the report and the manifest.
 * Sample names: the NTU name when the file name parses as one (``<name>_rgb.avi``), else the
   file stem. Labels come only from NTU names; any other video gets label None.
 """
@@ -48,6 +51,7 @@ from ..datasets.store.sample_update import (
 from ..errors import StoreError
 from ..io import atomic_write_json, remove_stale_staging
 from ..modalities.skeleton.layouts import get_layout
+from .cli_ray import add_ray_arguments
 from .extract_poses_inputs import VideoJob, collect_video_jobs
 from .extract_poses_report import FAILURES_FILE, ExtractionFailure, ExtractionReport
 
@@ -170,6 +174,9 @@ def extract_poses_batch(
     limit: Optional[int] = None,
     estimator_kwargs: Optional[dict[str, Any]] = None,
     estimator_factory: Optional[EstimatorFactory] = None,
+    ray_address: Optional[str] = None,
+    ray_cpus_per_actor: float = 1.0,
+    ray_gpus_per_actor: float = 0.0,
 ) -> ExtractionReport:
     """Extract the poses of many videos into a sample store (see the module docstring).
 
@@ -191,14 +198,25 @@ def extract_poses_batch(
         estimator_kwargs: backend options.
         estimator_factory: a picklable ``() -> PoseEstimator`` used instead of the backend
             registry (custom estimators; the ``backend`` string is still recorded).
+        ray_address: extract on Ray actors on this cluster (``"auto"``, ``"HOST:PORT"`` or
+            ``"local"`` with ``workers`` CPUs); None uses the local process pool.
+        ray_cpus_per_actor: CPUs each Ray actor reserves.
+        ray_gpus_per_actor: GPUs (or a fraction) each Ray actor reserves (GPU backends such as
+            mmpose, with ``device="cuda"``); 0 runs on CPUs.
     Returns:
         the :class:`ExtractionReport` (failures also in ``<store>/pose_failures.json``).
     Raises:
         StoreError: ``out_store`` is not a store and not empty; its poses were extracted with
             different settings (and not ``overwrite``); or the inputs cannot be listed.
         UsageError: an unknown ``layout`` or ``backend``, or ``max_persons`` < 1.
+        MissingDependencyError: ``ray_address`` is given and Ray is not installed.
+        RayClusterError: the Ray cluster cannot be reached or lacks the resources asked for.
     """
     start = time.perf_counter()
+    if ray_address is not None:
+        from ..ray_pool import import_ray
+
+        import_ray()  # a missing Ray fails before the store is touched
     if max_persons is not None and max_persons < 1:
         raise UsageError(f"max_persons must be >= 1 (or None for all), got {max_persons}")
     if layout is not None:
@@ -237,7 +255,12 @@ def extract_poses_batch(
             bar.set_postfix(failed=report.num_failed, refresh=False)
 
     try:
-        if num_workers <= 1:
+        if ray_address is not None and todo:
+            from .extract_poses_ray import extract_on_ray
+
+            report.workers = extract_on_ray(todo, settings, ray_address, on_result, local_cpus=max(int(workers), 1),
+                                            cpus_per_actor=ray_cpus_per_actor, gpus_per_actor=ray_gpus_per_actor)
+        elif num_workers <= 1:
             estimator = _build_estimator(settings) if todo else None
             for job in todo:
                 on_result(extract_one_video(job, settings, estimator))
@@ -370,6 +393,7 @@ def add_extract_poses_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     parser.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+    add_ray_arguments(parser, actors=True)
 
 
 def run_extract_poses_cli(args: argparse.Namespace) -> int:
@@ -379,7 +403,9 @@ def run_extract_poses_cli(args: argparse.Namespace) -> int:
     """
     report = extract_poses_batch(args.inputs, Path(args.out), backend=args.backend, workers=args.workers,
                                  progress=not args.quiet, max_persons=args.max_persons, layout=args.layout,
-                                 overwrite=args.overwrite, device=args.device, limit=args.limit)
+                                 overwrite=args.overwrite, device=args.device, limit=args.limit,
+                                 ray_address=args.ray, ray_cpus_per_actor=args.ray_cpus_per_actor,
+                                 ray_gpus_per_actor=args.ray_gpus_per_actor)
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 3 if args.strict and report.failures else 0
 
