@@ -111,6 +111,15 @@ def barrier(ctx: DistContext) -> None:
             dist.barrier()
 
 
+def same_on_every_rank(value: object, ctx: DistContext) -> list[object]:
+    """``value`` of every rank, in rank order (``[value]`` alone); a small picklable object."""
+    if not ctx.is_distributed:
+        return [value]
+    values: list[object] = [None] * ctx.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
 def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
     """``model`` on the context's device, in DistributedDataParallel when distributed."""
     model = model.to(ctx.device)

@@ -31,7 +31,7 @@ from ..errors import WorkDirError
 from ..io import atomic_write_json, remove_stale_staging
 from ..objectives.base import Objective, attach_objective, observe_training_labels, start_objective_epoch
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
-from .distributed import DistContext, barrier, per_process_batch_size, wrap_model
+from .distributed import DistContext, barrier, per_process_batch_size, same_on_every_rank, wrap_model
 from .loaders import build_train_loader
 from .resume_config import record_config
 from .optim import build_optimizer, build_scheduler, parameter_groups
@@ -201,6 +201,23 @@ def start_work_dir(cfg: Any, work_dir: Path, ctx: DistContext, resume: bool, all
     barrier(ctx)
 
 
+def check_ranks_resume_alike(work_dir: Path, latest: Optional[Path], ctx: DistContext) -> None:
+    """Every rank must resume from the same checkpoint. Rank 0 alone writes checkpoints, so on
+    several nodes the work dir must be one folder that every node sees (shared storage, same
+    content): a node with its own copy would start over, or from another epoch, and the ranks
+    would train different models or wait for each other for ever.
+
+    Raises:
+        WorkDirError: the ranks see different latest checkpoints (the message lists them).
+    """
+    seen = same_on_every_rank(latest.name if latest is not None else None, ctx)
+    if len(set(seen)) > 1:
+        detail = ", ".join(f"rank {rank}: {name or 'none'}" for rank, name in enumerate(seen))
+        raise WorkDirError(f"{work_dir}: the ranks see different checkpoints to resume from ({detail}); a run on "
+                           "several nodes needs its work dir on storage that every node shares (the same folder, "
+                           "mounted on each): rank 0 alone writes checkpoints")
+
+
 def fit(
     cfg: Any,
     work_dir: Path,
@@ -250,6 +267,7 @@ def fit(
     selection = Selection(select_by)
     history: List[Dict[str, Any]] = []
     latest = latest_checkpoint(work_dir) if resume else None
+    check_ranks_resume_alike(work_dir, latest, ctx)
     if latest is not None:
         state = load_checkpoint(latest, model, optimizer, objective=objective)
         start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
