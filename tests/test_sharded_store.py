@@ -284,3 +284,87 @@ def test_pack_command_writes_shards_reports_them_and_refuses_to_overwrite(store_
     assert len(err) == 1 and "overwrite" in err[0]
     assert main(["pack", str(store_path), "--out", str(tmp_path / "x"), "--shard-size", "lots"]) == 2
     assert "--shard-size" in capsys.readouterr().err
+
+
+def _streaming_loader(store: ShardedStore, names: list[str], rank: int, world: int, workers: int, batch: int = 4,
+                      seed: int = 7) -> torch.utils.data.DataLoader:
+    from actionfusion.pipeline.distributed import DistContext
+    from actionfusion.pipeline.loaders import build_train_loader
+
+    ctx = DistContext(rank, world, rank, torch.device("cpu"), None)  # rank and world given directly: no process group
+    dataset = SkeletonClipDataset(store, names, _jitter, clip_len=16, seed=seed)
+    return build_train_loader(dataset, ctx, batch, workers, seed, streaming=True)
+
+
+def _epoch_indices(loader: torch.utils.data.DataLoader, epoch: int) -> list[list[int]]:
+    from actionfusion.pipeline.loaders import set_loader_epoch
+
+    set_loader_epoch(loader, epoch)
+    return [[int(i) for i in batch["index"]] for batch in loader]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_loader_gives_every_rank_len_batches_of_per_rank_items(local_shards: Path, workers: int) -> None:
+    store = ShardedStore(local_shards)
+    names = store.names[1:]  # 26 of the 27: the shards also hold a sample outside the split
+    for world, per_rank in ((1, 26), (2, 13), (3, 9)):
+        seen = []
+        for rank in range(world):
+            loader = _streaming_loader(store, names, rank, world, workers)
+            assert len(loader) == -(-per_rank // 4)
+            for epoch in (0, 1):
+                batches = _epoch_indices(loader, epoch)
+                assert len(batches) == len(loader)  # the same every epoch: the scheduler's step count holds
+                assert sum(map(len, batches)) == per_rank and max(map(len, batches)) == 4
+                if epoch == 0:
+                    seen.append([i for b in batches for i in b])
+        assert set().union(*map(set, seen)) == set(range(26))  # every sample, every epoch, all ranks together
+        if workers:  # the workers split the rank's items: the same items as one process reads
+            assert [sorted(s) for s in seen] == [sorted(i for b in _epoch_indices(_streaming_loader(
+                store, names, rank, world, 0), 0) for i in b) for rank in range(world)]
+
+
+def test_streaming_order_is_a_function_of_seed_and_epoch(local_shards: Path) -> None:
+    store = ShardedStore(local_shards)
+    loader = _streaming_loader(store, store.names, 1, 2, workers=2)
+    first = [_epoch_indices(loader, epoch) for epoch in (0, 1, 2)]
+    assert first[0] != first[1] != first[2]  # the workers follow the epoch set in the main process
+    again = _streaming_loader(store, store.names, 1, 2, workers=2)
+    assert [_epoch_indices(again, epoch) for epoch in (2, 0)] == [first[2], first[0]]  # any epoch, any order
+    assert _epoch_indices(_streaming_loader(store, store.names, 1, 2, workers=2, seed=8), 0) != first[0]
+
+
+def test_shard_streaming_needs_a_sharded_store(store_path: Path) -> None:
+    from actionfusion.pipeline.data_builder import build_datasets
+
+    cfg = load_config("configs/synthetic/stgcn.yaml", [f"data.store={store_path}", "data.shard_streaming=true"])
+    with pytest.raises(ConfigError, match=r"data\.shard_streaming: .*folder store.*actionfusion pack") as caught:
+        build_datasets(cfg)
+    assert "\n" not in str(caught.value)
+
+
+def test_training_with_shard_streaming_resumes_bit_exact(local_shards: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from actionfusion.pipeline.data_builder import build_datasets
+    from actionfusion.pipeline.trainer import train
+
+    cfg = load_config("configs/synthetic/stgcn.yaml", [
+        f"data.store={local_shards}", "data.shard_streaming=true", "data.clip_len=16", "data.num_workers=2",
+        "data.batch_size=8", "schedule.epochs=2", "schedule.milestones=[]", "schedule.warmup_epochs=0",
+        "data.modalities=[skeleton]", "model.kwargs.hidden_channels=8", "model.kwargs.hidden_dim=16",
+        "train.cpu_threads=1"])
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, straight, progress=False)
+        shutil.copytree(straight, resumed)
+        shutil.rmtree(resumed / "checkpoints" / "epoch_0002")  # as if killed after epoch 1's checkpoint
+        train(cfg, resumed, resume=True, progress=False)
+        steps = -(-len(build_datasets(cfg)["train"]) // 8)  # one process: ceil(N / 8) batches an epoch
+    a, b = (load_file(run / "checkpoints" / "epoch_0002" / "model.safetensors") for run in (straight, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = [json.loads((run / "history.json").read_text()) for run in (straight, resumed)]
+    assert history[0] == history[1] and [h["global_step"] for h in history[0]] == [steps, 2 * steps]

@@ -122,6 +122,12 @@ class DataConfig:
             are refused here (the config is copied into every work dir): they come from the standard
             variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``; the endpoint
             also from ``AWS_ENDPOINT_URL``).
+        shard_streaming: train by streaming the sharded ``store`` shard by shard (each shard in one
+            sequential read, shards permuted per epoch from ``(seed, epoch)``; every DDP rank streams
+            ``ceil(N / world_size)`` samples, see :class:`~actionfusion.datasets.shard_stream.PaddedShardStream`)
+            instead of one range read per file. Needs a sharded store (``actionfusion pack``); validation
+            and test read by random access either way. Batches differ from the random-access mode
+            (another order), and with the number of loader workers; resume (per epoch) stays exact.
     """
 
     store: str = "demo_output/store"
@@ -148,6 +154,7 @@ class DataConfig:
     depth: DepthClipConfig = field(default_factory=DepthClipConfig)
     points: PointClipConfig = field(default_factory=PointClipConfig)
     storage_options: dict[str, Any] = field(default_factory=dict)
+    shard_streaming: bool = False
 
 
 SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")

@@ -21,6 +21,7 @@ from ..datasets.ntu.longtail_splits import base_benchmark, parse_longtail_benchm
 from ..datasets.ntu.splits import split_samples
 from ..datasets.store.layout import split_file
 from ..datasets.store.sample_store import SampleStore
+from ..datasets.store.sharded_store import ShardedStore
 from ..datasets.store.split_files import lt_split_command, read_split_file
 from ..errors import StoreError
 from .config import ConfigError, DataConfig, ExperimentConfig
@@ -233,10 +234,15 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             ``"val_objective"``: the validation samples as training clips (augmentation, views),
             what a pretraining objective's validation loss reads.
     Raises:
-        ConfigError: missing store, or a split with no samples (train or test).
+        ConfigError: missing store, a split with no samples (train or test), or data.shard_streaming
+            over a folder store.
     """
     data = cfg.data
     store = open_store(data.store, data.storage_options)
+    if data.shard_streaming and not isinstance(store, ShardedStore):
+        raise ConfigError("data.shard_streaming", f"streams a sharded store, but {data.store} is a folder store: pack "
+                          f"it (`actionfusion pack {data.store} --out URL`) and set data.store to URL, or set "
+                          "data.shard_streaming: false")
     splits = split_names(cfg, store.names)
     for part in ("train", "test"):
         if not splits[part]:

@@ -32,7 +32,7 @@ from ..io import atomic_write_json, remove_stale_staging
 from ..objectives.base import Objective, attach_objective, observe_training_labels, start_objective_epoch
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
 from .distributed import DistContext, barrier, per_process_batch_size, same_on_every_rank, wrap_model
-from .loaders import build_train_loader
+from .loaders import build_train_loader, set_loader_epoch
 from .resume_config import record_config
 from .optim import build_optimizer, build_scheduler, parameter_groups
 from .train_loop import LoopSettings, ObjectiveModule, train_one_epoch
@@ -249,7 +249,8 @@ def fit(
         The :class:`EngineResult`; ``best.safetensors`` in ``work_dir`` holds the selected weights.
     """
     batch = per_process_batch_size(cfg.data.batch_size, ctx)
-    train_loader = build_train_loader(train_dataset, ctx, batch, int(cfg.data.num_workers), cfg.seed)
+    train_loader = build_train_loader(train_dataset, ctx, batch, int(cfg.data.num_workers), cfg.seed,
+                                      streaming=bool(cfg.data.shard_streaming))
     attach_objective(objective, model)
     observe_training_labels(objective, train_dataset)
     model.to(ctx.device)
@@ -285,7 +286,7 @@ def fit(
     for epoch in range(start_epoch, epochs):
         start_objective_epoch(objective, epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
-        train_loader.sampler.set_epoch(epoch)
+        set_loader_epoch(train_loader, epoch)
         train_stats, global_step = train_one_epoch(module, train_loader, optimizer, scheduler, scaler, ctx, epoch,
                                                    global_step, settings, log.scalar)
         record: Dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step,

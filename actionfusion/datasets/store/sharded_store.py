@@ -321,10 +321,14 @@ class ShardedStore:
 
     # -- streaming ------------------------------------------------------------------------------------
 
-    def iter_shard(self, number: int) -> Iterator[str]:
+    def iter_shard(self, number: int, skip: int = 0) -> Iterator[str]:
         """Read shard ``number`` front to back in one sequential read, caching each sample's files
         (checked against ``meta.json``); yields each sample's name once its files are cached.
         The caller reads the sample through the usual methods, then calls :meth:`forget`.
+
+        ``skip``: start at the shard's sample ``skip`` (tar order); the read seeks past the samples
+        before it (their byte ranges are in the index), so they cost nothing. Closing the iterator
+        early stops the read.
 
         Raises:
             StoreError: a member that the index does not list, or at another offset (a replaced
@@ -332,31 +336,43 @@ class ShardedStore:
         """
         shard = self.shards[number]
         where = f"{self.url}/{shard.tar}"
-        expected = {name: self._samples[name][2] for name in shard.names}
-        current: Optional[str] = None
+        if not 0 <= skip <= len(shard.names):
+            raise ValueError(f"skip {skip} outside 0..{len(shard.names)} for {where}")
+        expected = {name: self._samples[name][2] for name in shard.names[skip:]}
+        # the header of the sample's first member follows the 512-byte padded data of the one before
+        base = max((start + -(-size // 512) * 512 for start, size in self._samples[shard.names[skip - 1]][2].values()),
+                   default=0) if skip else 0
         try:
-            with self.fs.open(self._object(shard.tar), "rb", block_size=STREAM_BLOCK) as handle, \
-                    tarfile.open(fileobj=handle, mode="r|") as tar:
-                for info in tar:
-                    name, _, file_name = info.name.partition(".")
-                    member = expected.get(name, {}).get(file_name)
-                    if member is None or member != (info.offset_data, info.size) or not info.isfile():
-                        raise StoreError(f"{where}, offset {info.offset}: member {info.name!r} is not where the index "
-                                         "puts it; the shard was replaced or damaged: pack the store again")
-                    if current is not None and name != current:
-                        yield current
-                    current = name
-                    reader = tar.extractfile(info)
-                    data = reader.read() if reader is not None else b""
-                    self._verify(name, file_name, data, f"{where}, member {info.name}")
-                    self._cache[(name, file_name)] = data  # beyond the budget until forget(): one sample
-                    self._cached += len(data)
+            with self.fs.open(self._object(shard.tar), "rb", block_size=STREAM_BLOCK) as handle:
+                handle.seek(base)
+                with tarfile.open(fileobj=handle, mode="r|") as tar:
+                    yield from self._stream_members(tar, base, expected, where)
         except StoreError:
             raise
         except tarfile.TarError as err:
             raise StoreError(f"{where}: not a readable tar ({err}); pack the store again") from err
         except Exception as err:  # noqa: BLE001
             raise access_error(self.url, f"shard {shard.tar}", err, self.storage_options) from err
+
+    def _stream_members(self, tar: tarfile.TarFile, base: int, expected: Mapping[str, Mapping[str, tuple[int, int]]],
+                        where: str) -> Iterator[str]:
+        """The names of the samples of an open tar stream (started at byte ``base``), each once its
+        files are checked and cached."""
+        current: Optional[str] = None
+        for info in tar:
+            name, _, file_name = info.name.partition(".")
+            member = expected.get(name, {}).get(file_name)
+            if member is None or member != (base + info.offset_data, info.size) or not info.isfile():
+                raise StoreError(f"{where}, offset {base + info.offset}: member {info.name!r} is not where the "
+                                 "index puts it; the shard was replaced or damaged: pack the store again")
+            if current is not None and name != current:
+                yield current
+            current = name
+            reader = tar.extractfile(info)
+            data = reader.read() if reader is not None else b""
+            self._verify(name, file_name, data, f"{where}, member {info.name}")
+            self._cache[(name, file_name)] = data  # beyond the budget until forget(): one sample
+            self._cached += len(data)
         if current is not None:
             yield current
 
