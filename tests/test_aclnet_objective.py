@@ -98,6 +98,21 @@ def test_superclasses_affinities_and_temperatures_of_a_hand_made_bank() -> None:
     assert nearest_classes(torch.zeros(4, 4, dtype=torch.long), 2)[1].tolist() == [True, True, False, False]
 
 
+def test_confused_only_neighbours_leave_empty_rows_out_of_every_superclass() -> None:
+    bank = torch.zeros(6, 6)
+    bank[0, 1], bank[1, 0], bank[1, 2] = 3.0, 2.0, 1.0  # classes 3-5 never confused (or absent)
+    upstream = nearest_classes(bank, neighbours=3)
+    assert upstream[3].tolist() == [True, True, True, False, False, False]  # filled with zero-count classes
+    near = nearest_classes(bank, neighbours=3, confused_only=True)
+    assert near.nonzero().tolist() == [[0, 1], [1, 0], [1, 2]]
+    affinity = class_affinity(bank, neighbours=3, overlap_threshold=0, confused_only=True)
+    superclass = affinity > 0
+    assert superclass[3:].sum() == 0 and superclass[:, 3:].sum() == 0
+    assert superclass[0].nonzero().flatten().tolist() == [1]
+    # 0 and 1 share nothing (N_0 = {1}, N_1 = {0, 2}); upstream's fill makes 3, 4, 5 share everything.
+    assert (class_affinity(bank, neighbours=3, overlap_threshold=0)[3:, 3:] > 0).sum() == 6
+
+
 def test_inter_class_loss_equals_a_hand_computation() -> None:
     features = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     prototypes = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [3.0, 0.0]])

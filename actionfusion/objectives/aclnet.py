@@ -107,6 +107,8 @@ class ACLNetObjective(Objective):
             start the epoch after.
         neighbours: |N_i| (10). overlap_threshold: the overlap term needs more shared neighbours than this (4).
         neighbour_affinity: the affinity of a neighbour (0.5).
+        confused_neighbours_only: N_i keeps only classes with a positive count (our option, for label
+            spaces with empty classes; False: upstream's top-10 filled with zero-count classes).
         temperatures, temperature_bounds: tau per superclass size (0.1 / 0.5 / 1.0 at <= 10 / <= 20 / more).
         queue_size: entries of the intra-class queue (512; 1024 for NTU120).
         intra_temperature: of the margin loss's similarities (0.1). margin: epsilon (0.1).
@@ -130,6 +132,7 @@ class ACLNetObjective(Objective):
         neighbours: int = 10,
         overlap_threshold: int = 4,
         neighbour_affinity: float = 0.5,
+        confused_neighbours_only: bool = False,
         temperatures: Sequence[float] = (0.1, 0.5, 1.0),
         temperature_bounds: Sequence[int] = (10, 20),
         queue_size: int = 512,
@@ -153,6 +156,7 @@ class ACLNetObjective(Objective):
         self.bank_start_epoch = int(bank_start_epoch)
         self.neighbours, self.overlap_threshold = int(neighbours), int(overlap_threshold)
         self.neighbour_affinity = float(neighbour_affinity)
+        self.confused_neighbours_only = bool(confused_neighbours_only)
         self.temperatures = tuple(float(t) for t in temperatures)
         self.temperature_bounds = tuple(int(b) for b in temperature_bounds)
         self.queue_size = int(queue_size)
@@ -218,7 +222,7 @@ class ACLNetObjective(Objective):
     def update_superclasses(self) -> None:
         """Affinities s_ij and temperatures tau_i from the bank as it stands."""
         affinity = class_affinity(self.confusion_bank, self.neighbours, self.overlap_threshold,
-                                  self.neighbour_affinity)
+                                  self.neighbour_affinity, self.confused_neighbours_only)
         self.affinity.copy_(affinity)
         sizes = (affinity > 0).sum(dim=1)
         self.class_temperature.copy_(dynamic_temperature(sizes, self.temperatures, self.temperature_bounds,

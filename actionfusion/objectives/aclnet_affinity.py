@@ -39,31 +39,37 @@ def confusion_increment(labels: torch.Tensor, predictions: torch.Tensor, num_cla
     return confusions + per_class[:, None] * confusions.T
 
 
-def nearest_classes(bank: torch.Tensor, neighbours: int = 10) -> torch.Tensor:
+def nearest_classes(bank: torch.Tensor, neighbours: int = 10, confused_only: bool = False) -> torch.Tensor:
     """N_i: the ``neighbours`` largest entries of each row of the bank, bool [C, C].
 
     Ties go to the lower class index (a stable sort, as upstream's ``sorted`` of the row's dict),
     so a row with fewer non-zero counts than ``neighbours`` is filled with the first zero-count
-    classes, possibly the class itself (upstream keeps them; so do we).
+    classes, possibly the class itself (upstream keeps them, the default here).
+
+    ``confused_only=True`` keeps only entries with a positive count: N_i is then "the classes i was
+    confused with", at most ``neighbours`` of them. Our option, for label spaces with empty classes:
+    with upstream's fill every zero row gets the same N_i = {0, ..., 9}, so any two such classes
+    overlap fully and the superclasses swell to nearly every class (seen on the synthetic set,
+    which uses 15 of NTU60's 60 labels).
     """
     k = min(int(neighbours), bank.shape[1])
     order = torch.sort(bank, dim=1, descending=True, stable=True).indices[:, :k]
-    mask = torch.zeros(bank.shape, dtype=torch.bool, device=bank.device)
-    return mask.scatter_(1, order, True)
+    mask = torch.zeros(bank.shape, dtype=torch.bool, device=bank.device).scatter_(1, order, True)
+    return mask & (bank > 0) if confused_only else mask
 
 
 def class_affinity(bank: torch.Tensor, neighbours: int = 10, overlap_threshold: int = 4,
-                   neighbour_affinity: float = 0.5) -> torch.Tensor:
+                   neighbour_affinity: float = 0.5, confused_only: bool = False) -> torch.Tensor:
     """s_ij, float32 [C, C], from the confusion bank [C, C].
 
     ``s_ij = neighbour_affinity * [j in N_i] + |N_i & N_j| / |N_i|`` where the overlap exceeds
     ``overlap_threshold`` and ``j != i`` (the second term is 0 otherwise). Superclass
     ``S_i = {j : s_ij > 0}``.
     """
-    near = nearest_classes(bank, neighbours).float()
+    near = nearest_classes(bank, neighbours, confused_only).float()
     overlap = near @ near.T  # |N_i & N_j|
     overlap.fill_diagonal_(0.0)
-    shared = torch.where(overlap > overlap_threshold, overlap / near.sum(dim=1, keepdim=True),
+    shared = torch.where(overlap > overlap_threshold, overlap / near.sum(dim=1, keepdim=True).clamp_min(1.0),
                          torch.zeros_like(overlap))
     return neighbour_affinity * near + shared
 
