@@ -46,6 +46,18 @@ from ..heads import LinearHead
 FILLS = ("interpolate", "zeros")
 
 
+def running_max(values: torch.Tensor) -> torch.Tensor:
+    """``values.cummax(dim=1).values`` of an integer tensor [N, T, ...]. ONNX has no cumulative max: while
+    exporting it is the max over a lower-triangular [T, T] mask instead (same integers, T times the memory)."""
+    if not torch.onnx.is_in_onnx_export():
+        return values.cummax(dim=1).values
+    frames = values.shape[1]
+    upto = torch.ones(frames, frames, dtype=torch.bool, device=values.device).tril()  # [t, s]: s <= t
+    upto = upto.view(1, frames, frames, *([1] * (values.ndim - 2)))
+    floor = torch.full_like(values, torch.iinfo(values.dtype).min).unsqueeze(1)
+    return torch.where(upto, values.unsqueeze(1), floor).amax(dim=2)
+
+
 def interpolate_observed(x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
     """Each joint linearly interpolated in time between its observed frames (held flat before the
     first and after the last; zero for a joint never observed), as the ``interpolate`` completion.
@@ -59,8 +71,8 @@ def interpolate_observed(x: torch.Tensor, observed: torch.Tensor) -> torch.Tenso
     """
     frames = x.shape[1]
     time = torch.arange(frames, device=x.device).view(1, frames, 1).expand_as(observed)
-    before = torch.where(observed, time, torch.full_like(time, -1)).cummax(dim=1).values
-    after = torch.where(observed, time, torch.full_like(time, frames)).flip(1).cummin(dim=1).values.flip(1)
+    before = running_max(torch.where(observed, time, torch.full_like(time, -1)))
+    after = -running_max(-torch.where(observed, time, torch.full_like(time, frames)).flip(1)).flip(1)
     previous = torch.where(before >= 0, before, after)
     following = torch.where(after < frames, after, before)
     seen = observed.any(dim=1, keepdim=True)  # [N, 1, V]
