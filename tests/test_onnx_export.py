@@ -159,3 +159,20 @@ def test_missing_onnxruntime_names_the_install_command(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingDependencyError, match=r"pip install"):
         require_onnx()
+
+
+class _CumulativeMax(torch.nn.Module):
+    num_classes = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cummax(dim=2).values.mean(dim=(1, 2, 3))
+
+
+def test_an_op_without_onnx_form_is_one_error_and_prints_nothing(capfd: pytest.CaptureFixture) -> None:
+    from actionfusion.pipeline.onnx_export import OnnxExportError
+
+    with pytest.raises(OnnxExportError, match=r"aten::cummax") as err:
+        export_onnx(_CumulativeMax(), {"skeleton": _randn(2, PERSONS, FRAMES, JOINTS, 3)})
+    assert "\n" not in str(err.value)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -36,15 +36,18 @@ and the clip configs of the other modalities), the skeleton's channels found by 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -133,6 +136,28 @@ def _with_batch(inputs: dict[str, torch.Tensor], batch: int) -> dict[str, torch.
     return {k: _resize_axis(v, 0, batch) for k, v in inputs.items()}
 
 
+@contextlib.contextmanager
+def _stdout_to_log() -> Iterator[None]:
+    """File descriptor 1 into the debug log while inside: on a failed op the TorchScript exporter's C++ log
+    prints the whole graph to stdout (torch turns that log on whatever is asked), and errors must stay one line."""
+    import ctypes
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            if text:
+                log.debug("torch.onnx.export printed:\n%s", text)
+
+
 def _export_bytes(wrapper: nn.Module, inputs: dict[str, torch.Tensor], output: str,
                   dynamic: dict[str, dict[int, str]], opset: int) -> bytes:
     buffer = io.BytesIO()
@@ -140,7 +165,7 @@ def _export_bytes(wrapper: nn.Module, inputs: dict[str, torch.Tensor], output: s
     # takes a fused kernel (aten::_transformer_encoder_layer_fwd) that has no ONNX form.
     fastpath = getattr(torch.backends, "mha", None)
     was_fast = fastpath.get_fastpath_enabled() if fastpath is not None else None
-    with warnings.catch_warnings(), torch.enable_grad():
+    with warnings.catch_warnings(), torch.enable_grad(), _stdout_to_log():
         warnings.simplefilter("ignore")  # tracer and deprecation notices: the numbers are checked below
         if fastpath is not None:
             fastpath.set_fastpath_enabled(False)
