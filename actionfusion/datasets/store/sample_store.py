@@ -11,7 +11,7 @@ import os
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -22,12 +22,13 @@ from ..ntu.splits import is_in_benchmark, split_of
 from .frame_pack import FramePack
 from .layout import META_FILE, MODALITY_FILES, is_published_sample, sample_dir, samples_dir
 from .manifest import read_manifest
+from .modality_loaders import ModalityLoaders
 
 SUMMARY_BENCHMARKS = ("ntu60_xsub", "ntu60_xview")
 """Benchmarks whose per-class split counts :meth:`SampleStore.summary` reports."""
 
 
-class SampleStore:
+class SampleStore(ModalityLoaders):
     """A prepared sample store on disk.
 
     Args:
@@ -92,45 +93,15 @@ class SampleStore:
         """The modalities stored for ``name`` (a subset of skeleton, rgb, depth, points, pose2d)."""
         return set(self.meta(name)["modalities"])
 
+    @property
+    def location(self) -> str:
+        """The store's path, for messages."""
+        return str(self.path)
+
     def _file(self, name: str, modality: str) -> Path:
         if modality not in self.modalities(name):
             raise StoreError(f"{self.path}: sample {name!r} has no {modality} (it has {sorted(self.modalities(name))})")
         return sample_dir(self.path, name) / MODALITY_FILES[modality]
-
-    def load_skeleton(self, name: str) -> np.ndarray:
-        """float32 [M, T, 25, 3] denoised actors in camera space (metres)."""
-        return np.array(self._load_array(name, "skeleton"), dtype=np.float32)
-
-    def load_pose2d_sensor(self, name: str) -> np.ndarray:
-        """float32 [M, T, 25, 3] the sensor's 2D keypoints (colorX, colorY, score), aligned with
-        :meth:`load_skeleton`'s actors and frames; score 0 where the actor is absent."""
-        return np.array(self._load_array(name, "pose2d_sensor"), dtype=np.float32)
-
-    def load_pose2d(self, name: str) -> np.ndarray:
-        """float32 [M, T, K, 3] 2D keypoints (x, y, score) in pixels of the source frames."""
-        return np.array(self._load_array(name, "pose2d"), dtype=np.float32)
-
-    def load_pose3d_world(self, name: str) -> np.ndarray:
-        """float32 [M, T, K, 3] the pose model's world keypoints (metres; hip-centred for BlazePose)."""
-        return np.array(self._load_array(name, "pose3d_world"), dtype=np.float32)
-
-    def load_rgb(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """uint8 [t, S, S, 3] RGB person crops; only ``frames`` (all if ``None``) are decoded."""
-        return self._load_pack(name, "rgb", frames)
-
-    def load_depth(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """uint16 [t, D, D] cropped depth in millimetres (0 = no data / masked out)."""
-        return self._load_pack(name, "depth", frames)
-
-    def load_points(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """float32 [t, N, 3] point clouds in camera space (metres, y up)."""
-        points = self._load_array(name, "points")
-        if frames is not None:
-            index = np.asarray(frames, dtype=np.int64)
-            if index.size and (index.min() < -points.shape[0] or index.max() >= points.shape[0]):
-                raise StoreError(f"{self.path}: {name} points: frame index out of range for {points.shape[0]} frames")
-            points = points[index]
-        return np.asarray(points, dtype=np.float32)
 
     def frame_pack(self, name: str, modality: str) -> FramePack:
         """The open frame pack of ``rgb`` or ``depth`` for custom access (e.g. raw JPEG bytes)."""
@@ -144,13 +115,6 @@ class SampleStore:
             return load_npy(path, mmap=True)
         except (OSError, ValueError) as err:
             raise StoreError(f"{path}: unreadable array ({err})") from err
-
-    def _load_pack(self, name: str, modality: str, frames: Optional[Sequence[int]]) -> np.ndarray:
-        with self.frame_pack(name, modality) as pack:
-            try:
-                return pack.read(frames)
-            except IndexError as err:
-                raise StoreError(str(err)) from err
 
     def summary(self) -> dict[str, Any]:
         """Counts and shapes.

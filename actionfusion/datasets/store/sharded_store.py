@@ -22,7 +22,7 @@ import os
 import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -31,8 +31,9 @@ from ...io import safe_component
 from .file_checksums import CHECKSUM_KEY, FILES_KEY
 from .frame_pack import FramePack
 from .layout import MODALITY_FILES, SPLITS_DIR
+from .modality_loaders import ModalityLoaders
 from .shard_layout import (
-    CATALOGUE_FILE, INDEX_FORMAT, META_MEMBER, SHARDED_FORMAT, SHARDED_FORMAT_VERSION, PathOrUrl, access_error,
+    CATALOGUE_FILE, INDEX_FORMAT, SHARDED_FORMAT, SHARDED_FORMAT_VERSION, PathOrUrl, access_error,
     join, open_filesystem,
 )
 from .shard_pack import digest
@@ -54,7 +55,7 @@ class Shard:
     names: tuple[str, ...]
 
 
-class ShardedStore:
+class ShardedStore(ModalityLoaders):
     """A sharded store at a local path or fsspec URL (see :mod:`.shard_layout`).
 
     Args:
@@ -250,6 +251,11 @@ class ShardedStore:
         for key in [k for k in self._cache if k[0] == name]:
             self._cached -= len(self._cache.pop(key))
 
+    @property
+    def location(self) -> str:
+        """The store's URL, for messages."""
+        return self.url
+
     def _file(self, name: str, modality: str) -> str:
         if modality not in self.modalities(name):
             raise StoreError(f"{self.url}: sample {name!r} has no {modality} (it has {sorted(self.modalities(name))})")
@@ -262,53 +268,12 @@ class ShardedStore:
         except (OSError, ValueError) as err:
             raise StoreError(f"{self.url}: {name}/{file_name}: unreadable array ({err})") from err
 
-    def load_skeleton(self, name: str) -> np.ndarray:
-        """float32 [M, T, 25, 3] denoised actors in camera space (metres)."""
-        return np.array(self._load_array(name, "skeleton"), dtype=np.float32)
-
-    def load_pose2d_sensor(self, name: str) -> np.ndarray:
-        """float32 [M, T, 25, 3] the sensor's 2D keypoints (colorX, colorY, score)."""
-        return np.array(self._load_array(name, "pose2d_sensor"), dtype=np.float32)
-
-    def load_pose2d(self, name: str) -> np.ndarray:
-        """float32 [M, T, K, 3] 2D keypoints (x, y, score) in pixels of the source frames."""
-        return np.array(self._load_array(name, "pose2d"), dtype=np.float32)
-
-    def load_pose3d_world(self, name: str) -> np.ndarray:
-        """float32 [M, T, K, 3] the pose model's world keypoints (metres)."""
-        return np.array(self._load_array(name, "pose3d_world"), dtype=np.float32)
-
-    def load_rgb(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """uint8 [t, S, S, 3] RGB person crops; only ``frames`` (all if ``None``) are decoded."""
-        return self._load_pack(name, "rgb", frames)
-
-    def load_depth(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """uint16 [t, D, D] cropped depth in millimetres."""
-        return self._load_pack(name, "depth", frames)
-
-    def load_points(self, name: str, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-        """float32 [t, N, 3] point clouds in camera space (metres, y up)."""
-        points = self._load_array(name, "points")
-        if frames is not None:
-            index = np.asarray(frames, dtype=np.int64)
-            if index.size and (index.min() < -points.shape[0] or index.max() >= points.shape[0]):
-                raise StoreError(f"{self.url}: {name} points: frame index out of range for {points.shape[0]} frames")
-            points = points[index]
-        return np.asarray(points, dtype=np.float32)
-
     def frame_pack(self, name: str, modality: str) -> FramePack:
         """The frame pack of ``rgb`` or ``depth``, over the file's bytes in memory."""
         if modality not in ("rgb", "depth"):
             raise StoreError(f"{modality!r} is not stored as a frame pack")
         file_name = self._file(name, modality)
         return FramePack(f"{self.url}/{name}/{file_name}", data=self.file_bytes(name, file_name))
-
-    def _load_pack(self, name: str, modality: str, frames: Optional[Sequence[int]]) -> np.ndarray:
-        with self.frame_pack(name, modality) as pack:
-            try:
-                return pack.read(frames)
-            except IndexError as err:
-                raise StoreError(str(err)) from err
 
     def split_file_bytes(self, benchmark: str) -> Optional[bytes]:
         """The copied ``splits/<benchmark>.json``, or None when the store has none."""
