@@ -166,3 +166,23 @@ def test_synthetic_brl_recipe_differs_from_its_cross_entropy_baseline_only_in_th
         assert recipe.data.benchmark == f"{benchmark}_lt100" and recipe.model.name == "stgcnpp"
         # The official 24 epochs over a 5x repeated set, weights from epoch 19: 120 passes, switch at 95.
         assert recipe.schedule.epochs == 120 and recipe.objective.kwargs["step_epoch"] - 1 == 95
+
+
+def test_six_stream_fusion_through_the_cli_weighs_j_b_k_twice_jm_bm_km_once(tmp_path, capsys):
+    from actionfusion.pipeline.cli import main
+    from actionfusion.pipeline.metrics import write_evaluation_outputs
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=12)
+    files, arrays = [], []
+    for stream in ("j", "b", "k", "jm", "bm", "km"):
+        scores = rng.random((12, 4)).astype(np.float32)
+        write_evaluation_outputs(tmp_path / stream, scores, labels, [f"s{i}" for i in range(12)], "test")
+        files.append(str(tmp_path / stream / "scores_test.npy"))
+        arrays.append(scores)
+    assert main(["fuse", *files, "--weights", "2,2,2,1,1,1", "--out", str(tmp_path / "fused")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = 2 * (arrays[0] + arrays[1] + arrays[2]) + arrays[3] + arrays[4] + arrays[5]
+    assert result["weights"] == [2.0, 2.0, 2.0, 1.0, 1.0, 1.0]
+    assert result["top1"] == pytest.approx(float((expected.argmax(1) == labels).mean()))
+    assert np.allclose(np.load(tmp_path / "fused" / "fused_scores.npy"), expected, rtol=1e-6)
