@@ -63,6 +63,7 @@ SMALL: Dict[str, Tuple[Dict[str, Any], Callable[[], Dict[str, torch.Tensor]]]] =
     "mamp": ({"num_frames": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "head_hidden_dim": 16}, skeleton),
     "cascadeformer": ({"embed_dim": 16, "num_heads": 2, "depth": 1, "mlp_dim": 16, "max_frames": 8}, skeleton),
     "skeletonmae": ({"embed_dim": 16, "depth": 1}, skeleton),
+    "aclnet": ({"base_channels": 24}, skeleton),
     "finetec_completion": ({"num_frames": 8, "dim": 16, "depth": 1, "temporal_hidden": 8, "spatial_hidden": 8,
                             "channel_hidden": 16, "num_prototypes": 4}, skeleton),
     "depth_tsm": ({"widths": [8, 8, 16, 16]}, lambda: {"depth": _randn(2, 1, 4, 24, 24)}),
