@@ -257,6 +257,14 @@ class TrainConfig:
     # Pretraining: an online kNN monitor (cosine, k = 1, train bank vs validation) every
     # ``knn_every`` epochs (0 = off); it is what ``select_by: val/knn_top1`` reads.
     knn_every: int = 0
+    # Run the training step (model + objective, inside DDP) through torch.compile (inductor,
+    # default mode); evaluation stays eager. It does not help every model: on 2 CPU cores at batch
+    # 16 x 64 frames (benchmarks/bench_compile_step.py) ST-GCN++'s step is 0.75x the eager one
+    # (compiled in 118 s, then in 8 s from torch's on-disk cache), CTR-GCN's 2.8x slower. Off by
+    # default: measure your model first.
+    # Compiled dropout draws its masks from inductor's own random stream, so a run with dropout
+    # trains differently from the eager one (without dropout the weights agree to 1e-5).
+    compile: bool = False
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,8 @@ def fit(
     model.to(ctx.device)
     objective.to(ctx.device)
     module = wrap_model(ObjectiveModule(model, objective), ctx)
+    # The compiled module shares the parameters; only the training step runs through it.
+    step_module = torch.compile(module) if bool(getattr(cfg.train, "compile", False)) else module
     optimizer = build_optimizer_for(model, objective, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.schedule, len(train_loader))
     use_amp = bool(cfg.train.amp) and ctx.device.type == "cuda"
@@ -287,7 +289,7 @@ def fit(
         start_objective_epoch(objective, epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         set_loader_epoch(train_loader, epoch)
-        train_stats, global_step = train_one_epoch(module, train_loader, optimizer, scheduler, scaler, ctx, epoch,
+        train_stats, global_step = train_one_epoch(step_module, train_loader, optimizer, scheduler, scaler, ctx, epoch,
                                                    global_step, settings, log.scalar)
         record: Dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step,
                                   **{f"train_{k}": v for k, v in train_stats.items()}}
