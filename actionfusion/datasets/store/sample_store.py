@@ -22,13 +22,13 @@ from ..ntu.splits import is_in_benchmark, split_of
 from .frame_pack import FramePack
 from .layout import META_FILE, MODALITY_FILES, is_published_sample, sample_dir, samples_dir
 from .manifest import read_manifest
-from .modality_loaders import ModalityLoaders
+from .store_reader import StoreReader
 
 SUMMARY_BENCHMARKS = ("ntu60_xsub", "ntu60_xview")
 """Benchmarks whose per-class split counts :meth:`SampleStore.summary` reports."""
 
 
-class SampleStore(ModalityLoaders):
+class SampleStore(StoreReader):
     """A prepared sample store on disk.
 
     Args:
@@ -46,21 +46,8 @@ class SampleStore(ModalityLoaders):
         self._name_set = frozenset(self._names)
         self._meta = lru_cache(maxsize=4096)(self._read_meta)
 
-    @property
-    def names(self) -> list[str]:
-        """Sorted names of the finished samples (status ``ok`` or ``partial``) when the store was opened."""
-        return list(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
     def __contains__(self, name: object) -> bool:
         return name in self._name_set
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The PrepareConfig (as a dict) the store was prepared with."""
-        return dict(self.manifest.get("config") or {})
 
     def _read_meta(self, name: str) -> dict[str, Any]:
         if name not in self._name_set:

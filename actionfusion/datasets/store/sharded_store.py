@@ -31,7 +31,7 @@ from ...io import safe_component
 from .file_checksums import CHECKSUM_KEY, FILES_KEY
 from .frame_pack import FramePack
 from .layout import MODALITY_FILES, SPLITS_DIR
-from .modality_loaders import ModalityLoaders
+from .store_reader import StoreReader
 from .shard_layout import (
     CATALOGUE_FILE, INDEX_FORMAT, SHARDED_FORMAT, SHARDED_FORMAT_VERSION, PathOrUrl, access_error,
     join, open_filesystem,
@@ -55,7 +55,7 @@ class Shard:
     names: tuple[str, ...]
 
 
-class ShardedStore(ModalityLoaders):
+class ShardedStore(StoreReader):
     """A sharded store at a local path or fsspec URL (see :mod:`.shard_layout`).
 
     Args:
@@ -160,21 +160,8 @@ class ShardedStore(ModalityLoaders):
 
     # -- the SampleStore interface --------------------------------------------------------------------
 
-    @property
-    def names(self) -> list[str]:
-        """Sorted sample names (the folder store's finished samples when it was packed)."""
-        return list(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
     def __contains__(self, name: object) -> bool:
         return name in self._samples
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The PrepareConfig (as a dict) the store was prepared with."""
-        return dict(self.manifest.get("config") or {})
 
     def _entry(self, name: str) -> tuple[int, dict[str, Any], dict[str, tuple[int, int]]]:
         try:

@@ -1,14 +1,17 @@
-"""The typed per-modality readers every store shares (folder store and sharded store).
+"""What every store reader shares (the folder store and the sharded store).
 
-A store class mixes in :class:`ModalityLoaders` and provides three things: ``_load_array(name,
-modality)`` (the modality's ``.npy``), ``frame_pack(name, modality)`` (an open
-:class:`~.frame_pack.FramePack` of ``rgb`` or ``depth``) and ``location`` (the path or URL that
-error messages name). Shapes and units are the store layout's (:mod:`.layout`).
+A store subclasses :class:`StoreReader`, sets ``_names`` (sorted sample names) and ``manifest``,
+and implements ``location`` (the path or URL that messages name), ``__contains__``,
+``_load_array(name, modality)`` (the modality's ``.npy``) and ``frame_pack(name, modality)`` (an
+open :class:`~.frame_pack.FramePack` of ``rgb`` or ``depth``). The names, the prepare config and
+the typed ``load_<modality>`` readers are written once here. Shapes and units are the store
+layout's (:mod:`.layout`).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from abc import ABC, abstractmethod
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -16,19 +19,42 @@ from ...errors import StoreError
 from .frame_pack import FramePack
 
 
-class ModalityLoaders:
-    """``load_<modality>`` for every stored modality, over ``_load_array`` and ``frame_pack``."""
+class StoreReader(ABC):
+    """Sample names, the prepare config and ``load_<modality>`` for every stored modality."""
+
+    _names: list[str]
+    manifest: dict[str, Any]
 
     @property
+    @abstractmethod
     def location(self) -> str:
         """The store's path or URL, for messages."""
-        raise NotImplementedError
 
+    @abstractmethod
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a finished sample of the store."""
+
+    @abstractmethod
     def _load_array(self, name: str, modality: str) -> np.ndarray:
-        raise NotImplementedError
+        """The modality's array of sample ``name`` (may be memory-mapped)."""
 
+    @abstractmethod
     def frame_pack(self, name: str, modality: str) -> FramePack:
-        raise NotImplementedError
+        """The open frame pack of ``rgb`` or ``depth`` of sample ``name``."""
+
+    @property
+    def names(self) -> list[str]:
+        """Sorted names of the finished samples (status ``ok`` or ``partial``) when the store was
+        opened (for a sharded store: when it was packed)."""
+        return list(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The PrepareConfig (as a dict) the store was prepared with."""
+        return dict(self.manifest.get("config") or {})
 
     def load_skeleton(self, name: str) -> np.ndarray:
         """float32 [M, T, 25, 3] denoised actors in camera space (metres)."""
