@@ -38,6 +38,7 @@ a sharded store, so a killed pack never looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -162,10 +163,8 @@ class _ShardWriter:
     def abort(self) -> None:
         """Drop the partial shard (local: the temporary file is removed)."""
         exc = StoreError(f"{self.tar_name}: pack aborted")
-        try:
+        with contextlib.suppress(StoreError):
             self._ctx.__exit__(StoreError, exc, None)
-        except StoreError:
-            pass
 
 
 def _write_bytes(fs: Any, path: str, data: bytes, local: bool) -> None:
