@@ -36,32 +36,15 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from bench_skeleton_train_step import _MMCV_STANDIN  # benchmarks/ is on sys.path
+
 ACLNET_FOLDER = "aclnet"
 MS_CFG = [(3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1"]
 
 _MMCV = {
     "__init__.py": '"""Benchmark stand-in for mmcv: only what ACLNet\'s model files import."""\n',
-    "utils/__init__.py": '''"""Stand-in for mmcv.utils: Registry and torch's _BatchNorm."""
-from torch.nn.modules.batchnorm import _BatchNorm  # noqa: F401
-
-
-class Registry:
-    def __init__(self, name, parent=None, **kwargs):
-        self.name, self._modules = name, {}
-
-    def __contains__(self, key):
-        return key in self._modules
-
-    def register_module(self, name=None, force=False, module=None):
-        def register(cls):
-            self._modules[name or cls.__name__] = cls
-            return cls
-        return register(module) if module is not None else register
-
-    def build(self, cfg):
-        args = dict(cfg)
-        return self._modules[args.pop("type")](**args)
-''',
+    # The same Registry and _BatchNorm as the pyskl stand-in of bench_skeleton_train_step.py.
+    "utils/__init__.py": _MMCV_STANDIN["utils/__init__.py"],
     "cnn/__init__.py": '''"""Stand-in for mmcv.cnn: builders and normal_init as mmcv 1.x has them."""
 import torch.nn as nn
 
