@@ -442,9 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .official_checkpoints.convert_cli import add_convert_checkpoint_parser
     from .feature_export import add_extract_features_parser
     from .onnx_export_cli import add_export_onnx_parser
+    from .live.live_cli import add_live_parsers
 
     add_extract_features_parser(sub)
     add_export_onnx_parser(sub)
+    add_live_parsers(sub)
     add_convert_checkpoint_parser(sub)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")

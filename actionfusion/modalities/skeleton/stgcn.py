@@ -31,6 +31,7 @@ from ..features import EncoderOutput
 from ..heads import LinearHead
 from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual
 from .graphs import SkeletonGraph, ntu25_graph, stgcn_spatial_partition
+from .layouts import layout_graph
 from .skeleton_head import pool_joint_features
 
 
@@ -195,7 +196,9 @@ class STGCN(Encoder):
     ``drop_rate`` is dropout before the classifier (0 in the reference, whose dropout is
     ``block_dropout`` inside the blocks). ``partition="corrected"`` uses the true hop
     distances to the centre; ``"official"`` the reference's truncated ones
-    (:func:`stgcn_official_partition`). ``adjacency`` [K, V, V] overrides both.
+    (:func:`stgcn_official_partition`), both of the graph of the joint ``layout`` (``"ntu25"``,
+    ``"coco17"``, ``"blazepose33"``: :func:`~.layouts.layout_graph`; the skeletons a live pose
+    model gives). ``adjacency`` [K, V, V] overrides both.
     ``hidden_channels`` and ``hidden_dim`` set the widths (:func:`stgcn_stages`).
 
     ``edge_drop`` / ``edge_add`` (HiCLR's graph augmentations, 0 = off) act in training mode
@@ -221,6 +224,7 @@ class STGCN(Encoder):
         hidden_dim: int = 256,
         edge_drop: float = 0.0,
         edge_add: float = 0.0,
+        layout: str = "ntu25",
     ) -> None:
         super().__init__()
         if partition not in PARTITIONS:
@@ -230,9 +234,9 @@ class STGCN(Encoder):
         if adjacency is not None:
             a = np.asarray(adjacency, np.float32)
         elif partition == "corrected":
-            a = stgcn_spatial_partition(ntu25_graph("A"))
+            a = stgcn_spatial_partition(layout_graph(layout))
         else:
-            a = stgcn_official_partition(ntu25_graph("A"))
+            a = stgcn_official_partition(layout_graph(layout))
         self.register_buffer("A", torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
         self.num_classes = num_classes
         self.drop_rate = drop_rate

@@ -1,0 +1,140 @@
+"""Play a video file as a live MPEG-TS stream over TCP on loopback: a camera stand-in.
+
+``actionfusion stream`` needs a live source to be tried, tested and benchmarked without a camera.
+:func:`encode_mpegts` re-encodes a video to H.264 in MPEG-TS once (streamed frame by frame);
+:class:`ReplayServer` then serves that file from a separate process to one TCP client at the
+video's bitrate, so the frames arrive at about the video's frame rate as from a network camera.
+It can also misbehave on purpose: stop sending after some seconds while keeping the connection
+open (a stalled camera), or send bytes that are no video (a corrupt stream).
+
+::
+
+    ts = encode_mpegts("clip.avi", "/tmp/clip.ts")
+    with ReplayServer(ts, fps=30) as url:       # tcp://127.0.0.1:PORT
+        subprocess.run(["actionfusion", "stream", url, "--checkpoint", "work_dirs/x"])
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ...modalities.rgb.video import open_video
+
+PathLike = Union[str, "os.PathLike[str]"]
+TS_PACKET = 188
+"""Bytes per MPEG-TS packet; the server sends whole packets."""
+
+
+def encode_mpegts(video: PathLike, out: PathLike, gop: int = 30) -> Path:
+    """Re-encode ``video`` to H.264 in an MPEG-TS file (same size and frame rate), frame by frame.
+
+    ``gop``: frames between key frames (a client joining late starts at the next one).
+    """
+    import av
+
+    with open_video(video) as reader:
+        fps = max(1, round(float(reader.fps) or 30.0))
+        height, width = (int(v) for v in reader.frame_size)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        with av.open(str(tmp), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width // 2 * 2, height // 2 * 2, "yuv420p"
+            stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop), "crf": "23"}
+            for image in reader.iter_frames():
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: stream.height, : stream.width]),
+                                                   format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    os.replace(tmp, out)
+    return out
+
+
+def _serve(sock: socket.socket, data: bytes, seconds: float, stall_after: Optional[float], corrupt: bool,
+           hold: float) -> None:
+    """Accept one client and send ``data`` spread over ``seconds`` (the child process's body)."""
+    sock.settimeout(30.0)
+    try:
+        conn, _ = sock.accept()
+    except OSError:
+        return
+    with conn:
+        if corrupt:
+            data = np.random.default_rng(0).integers(0, 256, len(data) // 4, dtype=np.uint8).tobytes()
+        chunk = TS_PACKET * 32
+        rate = len(data) / max(seconds, 1e-3)
+        start = time.perf_counter()
+        try:
+            for offset in range(0, len(data), chunk):
+                due = start + offset / rate
+                now = time.perf_counter()
+                if stall_after is not None and now - start >= stall_after:
+                    time.sleep(hold)  # connection open, nothing sent: a stalled camera
+                    return
+                if due > now:
+                    time.sleep(due - now)
+                conn.sendall(data[offset: offset + chunk])
+        except OSError:
+            return  # the client went away
+
+
+class ReplayServer:
+    """Serve an MPEG-TS file to one client on ``tcp://127.0.0.1:PORT`` from a child process.
+
+    Args:
+        ts_file: the stream (:func:`encode_mpegts`).
+        fps: the video's frame rate; with ``frames`` it sets the sending rate (``frames / fps`` seconds).
+        frames: frames in the file (default: counted by decoding it).
+        stall_after: stop sending after this many seconds, keeping the connection open for ``hold``.
+        corrupt: send random bytes instead of the stream.
+        hold: seconds a stalled connection stays open.
+    """
+
+    def __init__(self, ts_file: PathLike, fps: float = 30.0, frames: Optional[int] = None,
+                 stall_after: Optional[float] = None, corrupt: bool = False, hold: float = 60.0) -> None:
+        self.data = Path(ts_file).read_bytes()
+        if frames is None:
+            with open_video(ts_file) as reader:
+                frames = sum(1 for _ in reader.iter_frames())
+        self.seconds = frames / fps
+        self.stall_after, self.corrupt, self.hold = stall_after, corrupt, hold
+        self._process: Optional[multiprocessing.process.BaseProcess] = None
+        self._sock: Optional[socket.socket] = None
+        self.url = ""
+
+    def start(self) -> str:
+        """Listen and start serving; returns the URL."""
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(1)
+        self.url = f"tcp://127.0.0.1:{self._sock.getsockname()[1]}"
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._process = multiprocessing.get_context(method).Process(
+            target=_serve, args=(self._sock, self.data, self.seconds, self.stall_after, self.corrupt, self.hold),
+            daemon=True, name="replay-server")
+        self._process.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the child and close the socket."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(5)
+            self._process = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
