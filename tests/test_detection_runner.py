@@ -76,3 +76,28 @@ def test_video_needs_a_pose_model(setup):
     with pytest.raises(UsageError, match="window"):
         detect(setup["data"] / "skeleton" / f"{setup['summary'].sequences[0]}.txt", setup["work"],
                DetectionOptions(window=0))
+
+
+def _cli_args(**kw) -> "argparse.Namespace":
+    import argparse
+
+    base = dict(labels=None, out=None, window=12, stride=6, smoothing="gaussian", smoothing_width=2.0,
+                thresholds=[0.0], min_length=2, nms_iou=0.3, matching="greedy", interpolation="all_point",
+                device="cpu")
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_detect_cli_sequence_and_folder(setup, capsys):
+    from actionfusion.pipeline.detection.detect_cli import run_detect_cli
+
+    name = setup["summary"].sequences[1]
+    out = setup["root"] / "cli"
+    assert run_detect_cli(_cli_args(input=str(setup["data"] / "skeleton" / f"{name}.txt"),
+                                    checkpoint=str(setup["work"]), out=str(out))) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["sequence"] == name and (out / f"{name}.jsonl").is_file()
+    assert run_detect_cli(_cli_args(input=str(setup["data"]), checkpoint=str(setup["work"]), out=str(out))) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["num_sequences"] == 2 and (out / "metrics.json").is_file()
+    with pytest.raises(UsageError, match="no such file"):
+        run_detect_cli(_cli_args(input=str(setup["root"] / "missing.txt"), checkpoint=str(setup["work"])))
