@@ -93,6 +93,7 @@ class Detection:
         scores: the sliding-window scores (per frame and per window).
         num_frames: T.
         seconds: wall time of scoring and grouping (model loading and file reading excluded).
+        baseline: the window-argmax segments of the same scores (no smoothing, thresholds or NMS).
     """
 
     sequence: str
