@@ -71,6 +71,7 @@ def test_recognize_writes_a_labelled_video_and_window_records(work_dir, tmp_path
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames"] == 103 and summary["dropped"] == 0 and summary["windows"] >= 8
     assert _frames_of(out) == (103, (270, 480))
+    assert "processed 103 frames" in (tmp_path / "labelled.log").read_text()
     records = [json.loads(line) for line in (tmp_path / "labelled.jsonl").read_text().splitlines()]
     assert len(records) == summary["windows"]
     assert all(r["frame"] % 10 == 9 and len(r["top"]) == 5 for r in records)

@@ -4,7 +4,7 @@ Kept free of torch and mediapipe imports at module level so that ``actionfusion 
 
 * ``actionfusion recognize VIDEO --checkpoint W --out labelled.mp4``: every frame of a file; the
   labelled video, per-window JSON lines (``--jsonl``, default beside the video) and one JSON summary
-  line on stdout.
+  line on stdout; the log on stderr and in ``OUT.log``.
 * ``actionfusion stream SOURCE --checkpoint W``: a webcam index, a stream URL or a file played as a
   live source; the newest frame is processed and late frames are dropped; JSON lines on stdout, a
   window when a display exists, optionally a labelled video (``--out``); the summary (throughput,
@@ -69,14 +69,26 @@ def add_live_parsers(subparsers: "argparse._SubParsersAction") -> None:
     p.set_defaults(func=run_stream_cli)
 
 
-def _console_log() -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger(LOG_NAME)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return handler
+class _Logs:
+    """The live logger's handlers for one command: stderr, and ``OUT.log`` beside the labelled video."""
+
+    def __init__(self, out: "str | None") -> None:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        self.handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            self.handlers.append(logging.FileHandler(Path(out).with_suffix(".log"), mode="w", encoding="utf-8"))
+        self.logger = logging.getLogger(LOG_NAME)
+        for handler in self.handlers:
+            handler.setFormatter(formatter)
+            self.logger.addHandler(handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    def close(self) -> None:
+        for handler in self.handlers:
+            self.logger.removeHandler(handler)
+            handler.close()
 
 
 def _recognizer(args: argparse.Namespace):
@@ -104,17 +116,17 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
     from .frame_source import LiveFrameSource
     from .live_session import run_live
 
-    handler = _console_log()
+    logs = _Logs(args.out)
     out = Path(args.out)
     jsonl_path = args.jsonl if args.jsonl is not None else str(out.with_suffix(".jsonl"))
     try:
         with open_video(args.video) as video:
-            fps = float(video.fps) or 30.0
+            fps, total = float(video.fps) or 30.0, video.num_frames
         recognizer = _recognizer(args)
         source = LiveFrameSource(args.video, realtime=False, max_height=args.max_height)
         if jsonl_path == "-":
             summary = run_live(source, recognizer, out_video=out, jsonl=sys.stdout, fps=fps,
-                               source_stats=source, progress=True)
+                               source_stats=source, progress=True, total=total)
         else:
             target = Path(jsonl_path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +134,7 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as stream:
                     summary = run_live(source, recognizer, out_video=out, jsonl=stream, fps=fps,
-                                       source_stats=source, progress=True)
+                                       source_stats=source, progress=True, total=total)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -131,7 +143,7 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
         print(json.dumps(record), file=sys.stderr if jsonl_path == "-" else sys.stdout)
         return 0
     finally:
-        logging.getLogger(LOG_NAME).removeHandler(handler)
+        logs.close()
 
 
 def run_stream_cli(args: argparse.Namespace) -> int:
@@ -139,8 +151,8 @@ def run_stream_cli(args: argparse.Namespace) -> int:
     from .frame_source import LiveFrameSource
     from .live_session import display_available, open_jsonl, run_live
 
-    handler = _console_log()
-    log = logging.getLogger(LOG_NAME)
+    logs = _Logs(args.out)
+    log = logs.logger
     try:
         recognizer = _recognizer(args)
         source = LiveFrameSource(args.source, realtime=args.realtime, stall_timeout=args.stall_timeout,
@@ -163,4 +175,4 @@ def run_stream_cli(args: argparse.Namespace) -> int:
         log.info("summary %s", json.dumps(summary.to_json()))
         return 0
     finally:
-        log.removeHandler(handler)
+        logs.close()

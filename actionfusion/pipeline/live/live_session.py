@@ -80,7 +80,8 @@ def _percentile(values: list[float], q: float) -> Optional[float]:
 
 def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_video: Optional[PathLike] = None,
              jsonl: Optional[TextIO] = None, show: bool = False, fps: float = 30.0,
-             source_stats: Optional[object] = None, progress: bool = False) -> LiveSummary:
+             source_stats: Optional[object] = None, progress: bool = False,
+             total: Optional[int] = None) -> LiveSummary:
     """Process ``frames`` with ``recognizer`` and write the outputs (module docstring).
 
     Args:
@@ -91,7 +92,7 @@ def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_vid
         show: draw into a window ('q' or Esc stops).
         fps: frame rate of the written video (its size is the frames').
         source_stats: an object with a ``stats`` dict (decoded, dropped, stalled), e.g. the source.
-        progress: a tqdm bar of processed frames.
+        progress: a tqdm bar of processed frames (on a terminal), out of ``total`` when known.
     """
     recognizer.reset()
     writer: Optional[VideoWriter] = None
@@ -103,7 +104,7 @@ def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_vid
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(desc="recognize", unit="frame", disable=None)
+        bar = tqdm(total=total or None, desc="recognize", unit="frame", disable=None)
     if show:
         import cv2
     try:

@@ -32,10 +32,11 @@ TS_PACKET = 188
 """Bytes per MPEG-TS packet; the server sends whole packets."""
 
 
-def encode_mpegts(video: PathLike, out: PathLike, gop: int = 30) -> Path:
+def encode_mpegts(video: PathLike, out: PathLike, gop: int = 30, repeat: int = 1) -> Path:
     """Re-encode ``video`` to H.264 in an MPEG-TS file (same size and frame rate), frame by frame.
 
     ``gop``: frames between key frames (a client joining late starts at the next one).
+    ``repeat``: play the video this many times in a row (a longer stream from a short clip).
     """
     import av
 
@@ -49,10 +50,12 @@ def encode_mpegts(video: PathLike, out: PathLike, gop: int = 30) -> Path:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width // 2 * 2, height // 2 * 2, "yuv420p"
             stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop), "crf": "23"}
-            for image in reader.iter_frames():
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: stream.height, : stream.width]),
-                                                   format="rgb24")
-                container.mux(stream.encode(frame))
+            for _ in range(max(1, int(repeat))):
+                with open_video(video) as again:
+                    for image in again.iter_frames():
+                        frame = av.VideoFrame.from_ndarray(
+                            np.ascontiguousarray(image[: stream.height, : stream.width]), format="rgb24")
+                        container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
     os.replace(tmp, out)
     return out
