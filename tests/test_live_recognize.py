@@ -91,7 +91,8 @@ def test_stream_reads_a_live_loopback_stream_until_it_ends(work_dir, tmp_path, c
     jsonl = tmp_path / "windows.jsonl"
     with ReplayServer(ts, fps=30, frames=103) as url:
         status = main(["stream", url, "--checkpoint", str(work_dir), "--show", "no", "--jsonl", str(jsonl),
-                       "--step", "4", "--stall-timeout", "5", "--out", str(tmp_path / "live.mp4")])
+                       "--step", "4", "--stall-timeout", "5", "--out", str(tmp_path / "live.mp4"),
+                       "--all-scores"])
     assert status == 0
     err = capsys.readouterr().err
     summary = json.loads(err.split("summary ", 1)[1].splitlines()[0])
@@ -100,6 +101,8 @@ def test_stream_reads_a_live_loopback_stream_until_it_ends(work_dir, tmp_path, c
     assert summary["latency_ms_mean"] is not None and summary["windows"] >= 1
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) == summary["windows"]
+    assert all(len(r["scores"]) == 7 and abs(sum(r["scores"]) - 1) < 1e-4 for r in records)
+    assert records[0]["top"][0]["score"] == pytest.approx(max(records[0]["scores"]), abs=1e-4)
     assert _frames_of(tmp_path / "live.mp4")[0] == summary["frames"]
 
 

@@ -39,6 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int_in(1, 256), default=1,
                    help="torch threads of the action model (the pose model and the decoder have their own; a "
                         "second torch thread spin-waits against them: 2 s instead of 30 ms per window on 2 cores)")
+    p.add_argument("--all-scores", action="store_true",
+                   help="JSON records carry every class's probability (\"scores\", by label), not only the top k")
     p.add_argument("--max-height", type=int_in(0, 10_000), default=540,
                    help="frames are scaled down to this height while decoding, for the pose model and the labelled "
                         "video (0: full size)")
@@ -126,7 +128,8 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
         source = LiveFrameSource(args.video, realtime=False, max_height=args.max_height)
         if jsonl_path == "-":
             summary = run_live(source, recognizer, out_video=out, jsonl=sys.stdout, fps=fps,
-                               source_stats=source, progress=True, total=total)
+                               source_stats=source, progress=True, total=total,
+                               all_scores=args.all_scores)
         else:
             target = Path(jsonl_path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +137,8 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as stream:
                     summary = run_live(source, recognizer, out_video=out, jsonl=stream, fps=fps,
-                                       source_stats=source, progress=True, total=total)
+                                       source_stats=source, progress=True, total=total,
+                               all_scores=args.all_scores)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -163,7 +167,8 @@ def run_stream_cli(args: argparse.Namespace) -> int:
                  recognizer.window, recognizer.step, ", showing a window" if show else "")
         try:
             summary = run_live(source, recognizer, out_video=args.out, jsonl=stream, show=show,
-                               fps=source.pace_fps or 30.0, source_stats=source)
+                               fps=source.pace_fps or 30.0, source_stats=source,
+                               all_scores=args.all_scores)
         except KeyboardInterrupt:
             log.info("interrupted")
             return 130

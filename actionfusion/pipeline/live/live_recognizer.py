@@ -49,11 +49,14 @@ class WindowResult:
     latency_ms: float
     scores: np.ndarray = field(repr=False)
 
-    def to_json(self) -> dict:
-        """The JSON-lines record (no full score vector)."""
-        return {"frame": self.frame, "track": self.track, "latency_ms": round(self.latency_ms, 2),
-                "box": [round(float(v), 1) for v in self.box],
-                "top": [{"label": label, "name": name, "score": round(score, 4)} for label, name, score in self.top]}
+    def to_json(self, all_scores: bool = False) -> dict:
+        """The JSON-lines record; ``all_scores`` adds ``"scores"``, every class's probability by label."""
+        record = {"frame": self.frame, "track": self.track, "latency_ms": round(self.latency_ms, 2),
+                  "box": [round(float(v), 1) for v in self.box],
+                  "top": [{"label": label, "name": name, "score": round(score, 4)} for label, name, score in self.top]}
+        if all_scores:
+            record["scores"] = [round(float(v), 6) for v in self.scores]
+        return record
 
 
 @dataclass

@@ -81,7 +81,7 @@ def _percentile(values: list[float], q: float) -> Optional[float]:
 def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_video: Optional[PathLike] = None,
              jsonl: Optional[TextIO] = None, show: bool = False, fps: float = 30.0,
              source_stats: Optional[object] = None, progress: bool = False,
-             total: Optional[int] = None) -> LiveSummary:
+             total: Optional[int] = None, all_scores: bool = False) -> LiveSummary:
     """Process ``frames`` with ``recognizer`` and write the outputs (module docstring).
 
     Args:
@@ -93,6 +93,7 @@ def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_vid
         fps: frame rate of the written video (its size is the frames').
         source_stats: an object with a ``stats`` dict (decoded, dropped, stalled), e.g. the source.
         progress: a tqdm bar of processed frames (on a terminal), out of ``total`` when known.
+        all_scores: JSON records carry every class's probability, not only the top k.
     """
     recognizer.reset()
     writer: Optional[VideoWriter] = None
@@ -115,7 +116,7 @@ def run_live(frames: Iterable[LiveFrame], recognizer: LiveRecognizer, *, out_vid
             for window in result.windows:
                 latencies.append(window.latency_ms)
                 if jsonl is not None:
-                    jsonl.write(json.dumps(window.to_json()) + "\n")
+                    jsonl.write(json.dumps(window.to_json(all_scores)) + "\n")
                     jsonl.flush()
             windows += len(result.windows)
             if out_video is not None or show:
