@@ -201,3 +201,19 @@ def test_garbage_stream_is_one_clear_error_not_a_hang(small_stream) -> None:
         LiveFrameSource("/nonexistent/clip.mp4")
     with pytest.raises(VideoDecodeError, match="cannot open the stream"):
         list(LiveFrameSource("tcp://127.0.0.1:9", stall_timeout=2.0))  # nothing listens on port 9
+
+
+def test_file_played_live_drops_late_frames_and_unpaced_keeps_all(small_stream) -> None:
+    ts, frames = small_stream
+    video = str(ts.with_name("moving.mp4"))
+    paced = LiveFrameSource(video, realtime=True)
+    assert paced.pace_fps == pytest.approx(30.0)
+    begin = time.perf_counter()
+    for _ in paced:
+        time.sleep(0.1)  # a consumer at 10 fps against a 30 fps source
+    assert time.perf_counter() - begin >= (frames - 1) / 30.0 * 0.9  # released at the file's rate
+    assert paced.stats["dropped"] >= frames // 3 and paced.stats["decoded"] == frames
+    unpaced = LiveFrameSource(video, realtime=False, max_height=120)
+    shapes = {frame.image.shape for frame in unpaced}
+    assert unpaced.stats == {"decoded": frames, "delivered": frames, "dropped": 0, "stalled": False}
+    assert shapes == {(120, 160, 3)}
