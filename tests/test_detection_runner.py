@@ -78,26 +78,26 @@ def test_video_needs_a_pose_model(setup):
                DetectionOptions(window=0))
 
 
-def _cli_args(**kw) -> "argparse.Namespace":
-    import argparse
+def test_detect_and_synth_untrimmed_commands(setup, capsys):
+    from actionfusion.pipeline.cli import main
 
-    base = dict(labels=None, out=None, window=12, stride=6, smoothing="gaussian", smoothing_width=2.0,
-                thresholds=[0.0], min_length=2, nms_iou=0.3, matching="greedy", interpolation="all_point",
-                device="cpu")
-    return argparse.Namespace(**{**base, **kw})
-
-
-def test_detect_cli_sequence_and_folder(setup, capsys):
-    from actionfusion.pipeline.detection.detect_cli import run_detect_cli
-
-    name = setup["summary"].sequences[1]
+    data = setup["root"] / "cli_data"
+    assert main(["synth-untrimmed", str(data), "--sequences", "1", "--seed", "3"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["sequences"] == 1 and written["actions"] >= 6
+    (name,) = [p.stem for p in (data / "skeleton").glob("*.txt")]
+    options = ["--checkpoint", str(setup["work"]), "--window", "12", "--stride", "6", "--thresholds", "0",
+               "--min-length", "2", "--smoothing-width", "2"]
     out = setup["root"] / "cli"
-    assert run_detect_cli(_cli_args(input=str(setup["data"] / "skeleton" / f"{name}.txt"),
-                                    checkpoint=str(setup["work"]), out=str(out))) == 0
+    assert main(["detect", str(data / "skeleton" / f"{name}.txt"), *options, "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["sequence"] == name and (out / f"{name}.jsonl").is_file()
-    assert run_detect_cli(_cli_args(input=str(setup["data"]), checkpoint=str(setup["work"]), out=str(out))) == 0
+    assert printed["segments"] == len((out / f"{name}.jsonl").read_text().splitlines())
+    assert main(["detect", str(data), *options, "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["num_sequences"] == 2 and (out / "metrics.json").is_file()
-    with pytest.raises(UsageError, match="no such file"):
-        run_detect_cli(_cli_args(input=str(setup["root"] / "missing.txt"), checkpoint=str(setup["work"])))
+    assert printed["num_sequences"] == 1 and printed["num_truths"] == written["actions"]
+    assert set(printed["map"]) == {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"}
+    assert (out / "metrics.json").is_file()
+    assert main(["detect", str(setup["root"] / "missing.txt"), *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]

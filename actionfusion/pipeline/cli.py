@@ -443,10 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .feature_export import add_extract_features_parser
     from .onnx_export_cli import add_export_onnx_parser
     from .live.live_cli import add_live_parsers
+    from .detection.detect_cli import add_detect_parsers
 
     add_extract_features_parser(sub)
     add_export_onnx_parser(sub)
     add_live_parsers(sub)
+    add_detect_parsers(sub)
     add_convert_checkpoint_parser(sub)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split (default: test)")

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..cli_errors import DefaultsHelpFormatter
 from ..cli_types import float_in, int_in
 
 LOG_NAME = "actionfusion.pipeline.live"
@@ -49,7 +50,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_live_parsers(subparsers: "argparse._SubParsersAction") -> None:
     """Add ``recognize`` and ``stream``."""
     p = subparsers.add_parser("recognize", help="video in, labelled video out: poses and the top-5 actions per "
-                                                "tracked person, per-window scores as JSON lines")
+                                                "tracked person, per-window scores as JSON lines",
+                              formatter_class=DefaultsHelpFormatter)
     p.add_argument("video", help="the video file")
     _common(p)
     p.add_argument("--out", required=True, help="the labelled video to write (.mp4, .mkv or .avi)")
@@ -57,7 +59,8 @@ def add_live_parsers(subparsers: "argparse._SubParsersAction") -> None:
     p.set_defaults(func=run_recognize_cli)
 
     p = subparsers.add_parser("stream", help="live recognition from a webcam index, a stream URL (rtsp, http, tcp, "
-                                             "udp) or a file played live; per-window JSON lines on stdout")
+                                             "udp) or a file played live; per-window JSON lines on stdout",
+                              formatter_class=DefaultsHelpFormatter)
     p.add_argument("source", help="webcam index (0), URL (rtsp://..., tcp://host:port, udp://...) or video file")
     _common(p)
     p.add_argument("--out", default=None, help="also write the labelled video here")
