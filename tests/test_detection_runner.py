@@ -98,6 +98,14 @@ def test_detect_and_synth_untrimmed_commands(setup, capsys):
     assert printed["num_sequences"] == 1 and printed["num_truths"] == written["actions"]
     assert set(printed["map"]) == {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"}
     assert (out / "metrics.json").is_file()
+    # a damaged sequence is left out and reported; the others are scored
+    (data / "skeleton" / "broken.txt").write_text("1 2 3\n")
+    (data / "label" / "broken.txt").write_text("1,0,10,1\n")
+    assert main(["detect", str(data), *options, "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["failed"] == 1 and printed["num_sequences"] == 1
+    failed = json.loads((out / "metrics.json").read_text())["failed"]
+    assert list(failed) == ["broken"] and "line 1" in failed["broken"]
     assert main(["detect", str(setup["root"] / "missing.txt"), *options]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such file" in err[0]

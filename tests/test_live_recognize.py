@@ -111,3 +111,14 @@ def test_stream_refuses_a_sensor_skeleton_model(tmp_path, capsys) -> None:
     assert main(["stream", str(VIDEO), "--checkpoint", str(sensor), "--show", "no"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "extracted poses" in err[0]
+
+
+def test_detect_on_a_video_extracts_poses_and_writes_segments(work_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "detections"
+    assert main(["detect", str(VIDEO), "--checkpoint", str(work_dir), "--out", str(out), "--window", "16",
+                 "--stride", "8", "--min-length", "4", "--thresholds", "0"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["frames"] == 103  # one pose step per video frame
+    lines = [json.loads(line) for line in (out / f"{VIDEO.stem}.jsonl").read_text().splitlines()]
+    assert len(lines) == printed["segments"] >= 1  # at threshold 0 every frame belongs to some class
+    assert all(0 <= seg["start"] < seg["end"] <= 103 and 0 <= seg["label"] < 7 for seg in lines)

@@ -104,7 +104,7 @@ def run_detect_cli(args: argparse.Namespace) -> int:
         print(json.dumps({"map": metrics["map"], "baseline_map": metrics["baseline_map"],
                           "num_sequences": metrics["num_sequences"], "num_truths": metrics["num_truths"],
                           "frames_per_second": round(metrics["frames_per_second"], 1),
-                          "metrics": str(out / "metrics.json")}))
+                          "failed": len(metrics["failed"]), "metrics": str(out / "metrics.json")}))
         return 0
     result = detect(source, args.checkpoint, options, out=out, device=args.device)
     print(json.dumps({"sequence": result.sequence, "frames": result.num_frames, "segments": len(result.segments),

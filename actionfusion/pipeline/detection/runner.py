@@ -23,7 +23,7 @@ import numpy as np
 
 from ...datasets.pku_mmd import read_pku_labels, read_pku_skeleton
 from ...datasets.skeleton_conventions import SENSOR_CONVENTION
-from ...errors import UsageError
+from ...errors import ActionFusionError, UsageError, one_line
 from ...io import atomic_write_json, atomic_write_text
 from ..live.window_classifier import WindowClassifier
 from .detection_map import PKU_IOU_THRESHOLDS, GroundTruth, Interpolation, Matching, detection_map
@@ -236,20 +236,36 @@ def evaluate_folder(root: PathLike, checkpoint: Union[PathLike, WindowClassifier
 
     Writes ``out/detections.jsonl`` and ``out/metrics.json`` (atomically). Returns the metrics:
     ``map`` (threshold -> mAP), ``ap`` per class, ``baseline_map`` (window argmax, no smoothing or
-    NMS), counts, throughput (frames/s of scoring and grouping) and the options.
+    NMS), counts, throughput (frames/s of scoring and grouping), the options, and ``failed``: the
+    sequences whose skeleton or label file could not be read ({sequence: one-line reason}), left out
+    of the scores and logged (the others go on).
+
+    Raises:
+        UsageError: no sequence to evaluate, or every sequence failed.
     """
     classifier = load_classifier(checkpoint, device)
     detections: dict[str, list[Segment]] = {}
     baseline: dict[str, list[Segment]] = {}
     truths: dict[str, list[GroundTruth]] = {}
+    failed: dict[str, str] = {}
     frames, seconds = 0, 0.0
-    for skeleton_path, label_path in find_sequences(root, labels):
-        result = detect(skeleton_path, classifier, options)
+    pairs = find_sequences(root, labels)
+    for skeleton_path, label_path in pairs:
+        try:
+            sequence_truths = read_truths(label_path, classifier.num_classes)
+            result = detect(skeleton_path, classifier, options)
+        except ActionFusionError as error:
+            failed[skeleton_path.stem] = one_line(error)
+            log.warning("left out %s: %s", skeleton_path.stem, one_line(error))
+            continue
+        truths[result.sequence] = sequence_truths
         detections[result.sequence] = result.segments
         baseline[result.sequence] = result.baseline
-        truths[result.sequence] = read_truths(label_path, classifier.num_classes)
         frames += result.num_frames
         seconds += result.seconds
+    if not truths:
+        raise UsageError(f"{root}: none of the {len(pairs)} sequences could be read; first: "
+                         f"{next(iter(failed.items()))[0]}: {next(iter(failed.values()))}")
     scored = detection_map(detections, truths, iou_thresholds, matching, interpolation)
     reference = detection_map(baseline, truths, iou_thresholds, matching, interpolation)
     metrics = {
@@ -259,7 +275,7 @@ def evaluate_folder(root: PathLike, checkpoint: Union[PathLike, WindowClassifier
         "num_detections": scored["num_detections"], "num_frames": frames,
         "frames_per_second": frames / max(seconds, 1e-9), "matching": matching, "interpolation": interpolation,
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
-        "window": options.window or classifier.clip_len,
+        "window": options.window or classifier.clip_len, "failed": failed,
     }
     out = Path(out)
     write_segments_jsonl(out / DETECTIONS_FILE, detections, classifier)
