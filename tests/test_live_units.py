@@ -217,3 +217,38 @@ def test_file_played_live_drops_late_frames_and_unpaced_keeps_all(small_stream) 
     shapes = {frame.image.shape for frame in unpaced}
     assert unpaced.stats == {"decoded": frames, "delivered": frames, "dropped": 0, "stalled": False}
     assert shapes == {(120, 160, 3)}
+
+
+class _ScriptedPoses:
+    """A pose-estimator test double: frame k holds one person whose world keypoints are all k / 10."""
+
+    layout = "coco17"
+
+    def estimate(self, frames):
+        from actionfusion.modalities.pose.estimator import PersonPose
+
+        out = []
+        for frame in frames:
+            k = float(frame[0, 0, 0])
+            keypoints = np.full((17, 3), 0.9, np.float32)
+            keypoints[:, :2] = [[10 + j, 20 + j] for j in range(17)]
+            out.append([PersonPose(keypoints, (0.0, 0.0, 50.0, 80.0), np.full((17, 3), k / 10, np.float32))])
+        return out
+
+    def reset(self) -> None:
+        pass
+
+
+def test_dropped_frames_are_interpolated_onto_the_source_timeline(tmp_path) -> None:
+    from actionfusion.pipeline.live.live_recognizer import LiveRecognizer
+
+    classifier = WindowClassifier.from_checkpoint(_work_dir(tmp_path / "w"))
+    recognizer = LiveRecognizer(_ScriptedPoses(), classifier, window=8, step=100)
+    recognizer.reset()
+    for index in (0, 1, 4, 5):  # frames 2 and 3 were dropped
+        image = np.full((4, 4, 3), index, np.uint8)
+        recognizer.process(index, image)
+    window = recognizer.buffers.window(0)  # [8, 17, 3], oldest first, y and z negated (y up)
+    got = window[-6:, 0, 0] * 10
+    np.testing.assert_allclose(got, [0, 1, 2, 3, 4, 5], atol=1e-5)  # 2 and 3 interpolated between 1 and 4
+    np.testing.assert_array_equal(window[:2], 0.0)  # before the track began

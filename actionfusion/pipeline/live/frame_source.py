@@ -220,7 +220,8 @@ class LiveFrameSource:
             (as a camera); False: every frame, as fast as the consumer takes them. Webcams and URLs
             are always live.
         stall_timeout: seconds without a frame after which the stream is taken as stalled and ends.
-        read_timeout: seconds a network read may block (opening included).
+        read_timeout: seconds a network read may block (opening included); default ``stall_timeout``
+            + 1, so that a silent source ends as a stall (cleanly) rather than as a read error.
         max_height: frames taller than this are scaled down while decoding (0: full size). The pose
             model resizes every frame to its own input size anyway; a 1080p frame scaled to 540 rows
             in the decoder costs less than converting it whole, and so does everything after.
@@ -231,7 +232,7 @@ class LiveFrameSource:
     """
 
     def __init__(self, source: str, realtime: bool = True, stall_timeout: float = 10.0,
-                 read_timeout: float = 10.0, max_height: int = 540, video_backend: str = "pyav") -> None:
+                 read_timeout: Optional[float] = None, max_height: int = 540, video_backend: str = "pyav") -> None:
         self.source = str(source)
         self.kind = source_kind(self.source)
         if self.kind == "file" and not Path(self.source).is_file():
@@ -239,7 +240,7 @@ class LiveFrameSource:
         self.live = self.kind != "file" or bool(realtime)
         self.pace_fps = _file_fps(self.source) if self.kind == "file" and realtime else 0.0
         self.stall_timeout = float(stall_timeout)
-        self.read_timeout = float(read_timeout)
+        self.read_timeout = float(read_timeout) if read_timeout is not None else self.stall_timeout + 1.0
         self.max_height = int(max_height)
         self.video_backend = video_backend
         self.delivered = 0

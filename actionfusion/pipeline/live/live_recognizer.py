@@ -6,7 +6,11 @@ every frame) and ``actionfusion stream`` (a live source, the newest frame):
 1. the pose estimator finds the people of the frame (keypoints in pixels, world keypoints);
 2. the tracker gives them identities across frames;
 3. each person's world keypoints, in the model's convention, go into that person's ring buffer of
-   T frames (:class:`~.person_windows.PersonWindows`);
+   T frames (:class:`~.person_windows.PersonWindows`). The buffers follow the *source's* timeline:
+   when frames were dropped between two processed ones (a live source, recognition behind), each
+   person present in both gets the dropped frames by linear interpolation of its two skeletons
+   (people seen in only one of them are absent there), so a window spans the same time as the
+   model's training clips did at the source's frame rate, not more;
 4. every ``step`` frames, each person present now with at least ``min_frames`` frames in the
    window is classified, all people in one batch (:class:`~.window_classifier.WindowClassifier`).
    Each person is classified alone (``[1, T, V, 3]``, the model's other person slots zero).
@@ -105,6 +109,7 @@ class LiveRecognizer:
         self.buffers = PersonWindows(self.window, classifier.num_joints, max_missing=self.tracker.max_missing)
         self.latest: dict[int, WindowResult] = {}
         self.processed = 0
+        self._last: Optional[tuple[int, dict[int, np.ndarray]]] = None  # (frame index, skeletons) last pushed
 
     def reset(self) -> None:
         """Start a new video."""
@@ -113,6 +118,20 @@ class LiveRecognizer:
         self.buffers = PersonWindows(self.window, self.classifier.num_joints, max_missing=self.tracker.max_missing)
         self.latest = {}
         self.processed = 0
+        self._last = None
+
+    def push(self, frame_index: int, skeletons: dict[int, np.ndarray]) -> None:
+        """Add frame ``frame_index``'s skeletons ``{track: [V, 3]}`` to the buffers, the frames dropped
+        since the last one filled by interpolation (module docstring, step 3)."""
+        if self._last is not None:
+            last_index, last = self._last
+            gap = min(frame_index - last_index - 1, self.window)
+            for k in range(max(gap, 0)):
+                w = (k + 1) / (gap + 1)
+                self.buffers.push({tid: (1 - w) * last[tid] + w * skeleton
+                                   for tid, skeleton in skeletons.items() if tid in last})
+        self.buffers.push(skeletons)
+        self._last = (frame_index, skeletons)
 
     def skeleton_of(self, person: PersonPose) -> np.ndarray:
         """float32 [V, 3]: the person's world keypoints in the model's convention."""
@@ -129,7 +148,7 @@ class LiveRecognizer:
         persons = self.estimator.estimate([image])[0]
         ids = self.tracker.update(persons)
         people = {int(tid): person for tid, person in zip(ids, persons)}
-        self.buffers.push({tid: self.skeleton_of(p) for tid, p in people.items()})
+        self.push(frame_index, {tid: self.skeleton_of(p) for tid, p in people.items()})
         pose_ms = (time.perf_counter() - begin) * 1000.0
         self.processed += 1
         windows: list[WindowResult] = []
