@@ -27,17 +27,21 @@ fewer than ``num_poses`` people are tracked); the legacy single-person graph abo
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, Optional, Sequence
 
 import numpy as np
 
 from actionfusion.errors import MissingDependencyError
 from actionfusion.modalities.pose.estimator import PersonPose, box_from_keypoints, register_pose_backend
+from actionfusion.modalities.pose.native_log import quiet_native_stderr
 
 INSTALL_HINT = "pip install 'mediapipe==0.10.14' (the version whose wheel ships the BlazePose models)"
 
 
 def _import_mediapipe():
+    # mediapipe 0.10.14 calls protobuf's deprecated SymbolDatabase.GetPrototype on every result
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
     try:
         import mediapipe
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -114,9 +118,11 @@ class BlazePoseEstimator:
         return vision.PoseLandmarker.create_from_options(options)
 
     def reset(self) -> None:
-        """Start a new video: drop the tracking state (a fresh mediapipe graph)."""
+        """Start a new video: drop the tracking state (a fresh mediapipe graph, built with the native
+        start-up log lines kept off the console: :mod:`.native_log`)."""
         self.close()
-        self._model = self._create_model()
+        with quiet_native_stderr():
+            self._model = self._create_model()
         self._frame_count = 0
 
     def close(self) -> None:
