@@ -497,20 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "extract-poses", help="extract 2D (and world 3D) poses of many videos into a store (resumable)"
     )
-    p.add_argument("inputs", nargs="+", metavar="ROOT_OR_VIDEOS",
-                   help="an NTU-format root, video files, or .txt lists of videos")
-    p.add_argument("--out", required=True, help="the store: prepared (poses are added), earlier, or new")
-    p.add_argument("--backend", default="default", help="pose backend (default: BlazePose through mediapipe)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=workers, default=2, help="worker processes, one estimator each (0/1: inline)")
-    p.add_argument("--layout", default=None, help="store keypoints in this layout (coco17, ntu25, ...)")
-    p.add_argument("--max-persons", type=int_in(1, 64), default=None, help="keep at most N tracks per video")
-    p.add_argument("--limit", type=int_in(0, 10**9), default=None, help="process at most this many videos")
-    p.add_argument("--overwrite", action="store_true", help="redo videos that already have poses")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
-    p.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
-    add_ray_arguments(p, actors=True)
+    from .extract_poses import add_extract_poses_arguments
+
+    add_extract_poses_arguments(p)
     p.set_defaults(func=_cmd_extract_poses)
 
     p = sub.add_parser(

@@ -52,6 +52,7 @@ from ..errors import StoreError
 from ..io import atomic_write_json, remove_stale_staging
 from ..modalities.skeleton.layouts import get_layout
 from .cli_ray import add_ray_arguments
+from .cli_types import int_in, workers
 from .extract_poses_inputs import VideoJob, collect_video_jobs
 from .extract_poses_report import FAILURES_FILE, ExtractionFailure, ExtractionReport
 
@@ -385,15 +386,46 @@ def add_extract_poses_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the store: prepared (poses are added), earlier, or new")
     parser.add_argument("--backend", default="default", help="pose backend (default: BlazePose through mediapipe)")
     parser.add_argument("--device", default="cpu", help="device for backends that have a choice (cpu, cuda)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes, one estimator each (0/1: inline)")
+    parser.add_argument("--workers", type=workers, default=2, help="worker processes, one estimator each (0/1: inline)")
     parser.add_argument("--layout", default=None, help="store keypoints in this layout (e.g. coco17, ntu25)")
-    parser.add_argument("--max-persons", type=int, default=None, help="keep at most N tracks per video")
-    parser.add_argument("--limit", type=int, default=None, help="extract at most this many videos")
+    parser.add_argument("--max-persons", type=int_in(1, 64), default=None, help="keep at most N tracks per video")
+    parser.add_argument("--limit", type=int_in(0, 10**9), default=None, help="extract at most this many videos")
     parser.add_argument("--overwrite", action="store_true", help="redo videos that already have poses")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     parser.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+    mm = parser.add_argument_group("mmpose backend (--backend mmpose)")
+    mm.add_argument("--pose-config", default=None, help="the mmpose model config (.py), e.g. an RTMPose or HRNet config")
+    mm.add_argument("--pose-checkpoint", default=None, help="its weights (.pth); without it the model is random")
+    mm.add_argument("--det-config", default=None, help="an mmdet person detector's config (with --det-checkpoint); "
+                    "without a detector the whole frame is one person box")
+    mm.add_argument("--det-checkpoint", default=None, help="the detector's weights")
     add_ray_arguments(parser, actors=True)
+
+
+MMPOSE_OPTIONS = ("pose_config", "pose_checkpoint", "det_config", "det_checkpoint")
+"""extract-poses options passed to the mmpose backend."""
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend keyword arguments of the mmpose options given.
+
+    Raises:
+        UsageError: an mmpose option with another backend, or ``--backend mmpose`` without
+            ``--pose-config``, or one of ``--det-config`` / ``--det-checkpoint`` without the other.
+    """
+    given = {name: getattr(args, name) for name in MMPOSE_OPTIONS if getattr(args, name, None) is not None}
+    flags = ", ".join("--" + name.replace("_", "-") for name in given)
+    if args.backend != "mmpose":
+        if given:
+            raise UsageError(f"{flags}: only for --backend mmpose (the backend is {args.backend!r})")
+        return {}
+    if "pose_config" not in given:
+        raise UsageError("--backend mmpose needs --pose-config CONFIG.py (and --pose-checkpoint WEIGHTS.pth): "
+                         "the mmpose model to run")
+    if ("det_config" in given) != ("det_checkpoint" in given):
+        raise UsageError("--det-config and --det-checkpoint go together (or give neither: whole-frame boxes)")
+    return given
 
 
 def run_extract_poses_cli(args: argparse.Namespace) -> int:
@@ -401,11 +433,12 @@ def run_extract_poses_cli(args: argparse.Namespace) -> int:
 
     Returns 0, or 3 with ``--strict`` when a video failed.
     """
+    estimator_kwargs = backend_options(args)
     report = extract_poses_batch(args.inputs, Path(args.out), backend=args.backend, workers=args.workers,
                                  progress=not args.quiet, max_persons=args.max_persons, layout=args.layout,
                                  overwrite=args.overwrite, device=args.device, limit=args.limit,
                                  ray_address=args.ray, ray_cpus_per_actor=args.ray_cpus_per_actor,
-                                 ray_gpus_per_actor=args.ray_gpus_per_actor)
+                                 ray_gpus_per_actor=args.ray_gpus_per_actor, estimator_kwargs=estimator_kwargs)
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 3 if args.strict and report.failures else 0
 
