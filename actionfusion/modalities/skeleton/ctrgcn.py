@@ -29,7 +29,8 @@ from .gcn_blocks import (
     conv_init_fan_out,
     ctrgcn_fc_std,
 )
-from .graphs import ctrgcn_partition, ntu25_graph
+from .graphs import ctrgcn_partition
+from .layouts import layout_graph
 from .skeleton_head import StackedGCN
 
 AGGREGATIONS = ("correct", "pyskl_transpose")
@@ -145,7 +146,9 @@ class CTRGCN(StackedGCN):
     ``forward`` gives logits [N, num_classes] (``num_classes=0``: no head, the pooled feature
     [N, 256]). ``base_channels`` (64 in the paper) scales every stage's width
     (64-64-64-64-128-128-128-256-256-256), like pyskl's ``base_channels``; the output width is
-    ``4 * base_channels``.
+    ``4 * base_channels``. ``layout`` picks the joint graph (``"ntu25"``, ``"coco17"``,
+    ``"blazepose33"``, ...: :func:`~.layouts.layout_graph`, NTU's hand variant "A"); ``adjacency``
+    [K, V, V] overrides it.
     """
 
     def __init__(
@@ -157,11 +160,12 @@ class CTRGCN(StackedGCN):
         adjacency: Optional[np.ndarray] = None,
         ctrgc_aggregation: str = "correct",
         base_channels: int = 64,
+        layout: str = "ntu25",
     ) -> None:
         super().__init__()
         if base_channels < 8 or base_channels % 8:
             raise ValueError(f"base_channels must be a positive multiple of 8, not {base_channels}")
-        a = ctrgcn_partition(ntu25_graph("A")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
+        a = ctrgcn_partition(layout_graph(layout, "A")) if adjacency is None else np.asarray(adjacency, np.float32)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.num_persons = num_persons

@@ -30,7 +30,7 @@ from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..heads import LinearHead
 from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual
-from .graphs import SkeletonGraph, ntu25_graph, stgcn_spatial_partition
+from .graphs import SkeletonGraph, stgcn_spatial_partition
 from .layouts import layout_graph
 from .skeleton_head import pool_joint_features
 

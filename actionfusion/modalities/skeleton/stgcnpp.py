@@ -19,7 +19,8 @@ from torch import nn
 
 from ...registry import register_model
 from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual
-from .graphs import ctrgcn_partition, ntu25_graph
+from .graphs import ctrgcn_partition
+from .layouts import layout_graph
 from .skeleton_head import StackedGCN
 
 # Widths and temporal strides: 10 stages, base 64, doubled and strided at stages 5 and 8 (pyskl STGCN).
@@ -80,6 +81,8 @@ class STGCNPP(StackedGCN):
     ``forward`` gives logits (``num_classes=0``: no head, the pooled feature [N, 256]).
     ``tcn_dropout`` is pyskl's per-block MS-TCN dropout (0 in the ST-GCN++ configs, never
     in block 1); ``drop_rate`` the classifier's dropout (pyskl GCNHead default 0).
+    ``layout`` picks the joint graph (``"ntu25"`` with pyskl's hand variant "B", ``"coco17"``,
+    ``"blazepose33"``, ...: :func:`~.layouts.layout_graph`); ``adjacency`` [K, V, V] overrides it.
     """
 
     def __init__(
@@ -89,9 +92,10 @@ class STGCNPP(StackedGCN):
         drop_rate: float = 0.0,
         tcn_dropout: float = 0.0,
         adjacency: Optional[np.ndarray] = None,
+        layout: str = "ntu25",
     ) -> None:
         super().__init__()
-        a = ctrgcn_partition(ntu25_graph("B")) if adjacency is None else np.asarray(adjacency, dtype=np.float32)
+        a = ctrgcn_partition(layout_graph(layout, "B")) if adjacency is None else np.asarray(adjacency, np.float32)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.num_joints = int(a.shape[-1])
