@@ -3,14 +3,14 @@
 from typing import Any
 
 from .modalities.pose.extract import extract_poses
-from .registry import create_model, list_models
+from .registry import create_model, list_models, list_pretrained
 
 __version__ = "0.1.0"
 
 _FEATURE_API = ("FeatureExtractor", "RawSample", "StoreSample", "SampleFeatures")
 """Exported lazily: importing them loads torch and the models."""
 
-__all__ = ["__version__", "create_model", "extract_poses", "list_models", *_FEATURE_API]
+__all__ = ["__version__", "create_model", "extract_poses", "list_models", "list_pretrained", *_FEATURE_API]
 
 
 def __getattr__(name: str) -> Any:

@@ -128,3 +128,8 @@ class NonFiniteError(ActionFusionError, FloatingPointError):
 class RayClusterError(ActionFusionError):
     """The Ray cluster a ``--ray`` run asked for cannot be reached, lacks the resources asked for,
     or a node cannot see the files every node must share; the message says what to start or mount."""
+
+
+class WeightsUnavailableError(ActionFusionError):
+    """Released pretrained weights cannot be downloaded (no network, the server refused); the message
+    names the URL and the exact cache path where a copy fetched by hand is picked up."""

@@ -11,6 +11,10 @@ the hook of those that have one, so core names no module: a new model module is 
 own package's ``register_parts`` and nowhere else. The imports sit in a function rather than at
 package import so that ``import actionfusion`` and the data-preparation workers, which import the
 modalities' light helpers, do not load torch.
+
+Pretrained weights (timm's ``pretrained=`` and ``name.tag``) arrive the same way: the pipeline's
+hook hands :func:`register_pretrained_weights` its tag table and its loader (download, hash
+check, conversion from the official layouts), so core never imports the pipeline.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import pkgutil
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
-from .errors import UnknownNameError
+from .errors import UnknownNameError, UsageError
 
 KINDS = ("model", "fusion", "head", "objective")
 
@@ -46,6 +50,25 @@ class RegistryEntry:
 
 _REGISTRY: Dict[str, Dict[str, RegistryEntry]] = {kind: {} for kind in KINDS}
 _packages_registered = False
+
+TagLister = Callable[[str], List[str]]
+"""model name -> its pretrained tags, the default first ([] for none)."""
+WeightsLoader = Callable[[str, Union[str, bool, None], Optional[Any], Mapping[str, Any]], Any]
+"""(model name, pretrained tag / True / None, checkpoint path or None, builder kwargs) -> the loaded model."""
+_pretrained_weights: Optional[Tuple[TagLister, WeightsLoader]] = None
+
+
+def register_pretrained_weights(list_tags: TagLister, load: WeightsLoader) -> None:
+    """Install the pretrained-weights provider (the pipeline's ``register_parts`` calls this)."""
+    global _pretrained_weights
+    _pretrained_weights = (list_tags, load)
+
+
+def _weights_provider() -> Tuple[TagLister, WeightsLoader]:
+    register_packages()
+    if _pretrained_weights is None:
+        raise UsageError("no pretrained-weights provider is registered (actionfusion.pipeline did not install one)")
+    return _pretrained_weights
 
 
 def register(kind: str, name: Optional[str] = None, *, modality: Optional[str] = None) -> Callable[[F], F]:
@@ -144,15 +167,34 @@ def create(kind: str, name: str, **kwargs: Any) -> Any:
             from None
 
 
-def create_model(name: str, **kwargs: Any) -> Any:
+def create_model(
+    name: str, pretrained: Union[str, bool] = False, checkpoint_path: Optional[Any] = None, **kwargs: Any
+) -> Any:
     """Build a registered model, e.g. ``create_model("ctrgcn", num_classes=60)``.
 
     ``num_classes=0`` builds the encoder without a classifier (``forward`` returns the pooled
     features); see :mod:`actionfusion.modalities.encoder_contract`.
 
+    Pretrained weights, as timm: ``pretrained="ntu60_xsub_joint"`` (a tag of the model,
+    ``list_pretrained()``), ``True`` (its first tag) or ``name="stgcnpp.ntu60_xsub_joint",
+    pretrained=True``; the released file is downloaded to the cache on first use, verified,
+    converted and loaded. ``checkpoint_path``: a local file instead (our layout or an official one,
+    detected). The model takes the tag's classes; another ``num_classes`` replaces the classifier
+    by a fresh one (0 removes it). The loader is the pipeline's, installed through the registry
+    hook (:func:`register_pretrained_weights`) because core imports nothing of the pipeline.
+
     Raises:
+        UnknownNameError: no such model, keyword or tag (the message lists the model's tags).
         TypeError: the built model declares no ``input_keys`` (the batch keys it reads).
     """
+    if "." in name:
+        name, tag = name.split(".", 1)
+        if isinstance(pretrained, str) and pretrained != tag:
+            raise UsageError(f"create_model({name}.{tag!r}) names tag {tag!r} but pretrained={pretrained!r}")
+        pretrained = tag if pretrained else False
+    if pretrained or checkpoint_path is not None:
+        get_entry("model", name)  # an unknown model reads as one, before any tag or file is looked at
+        return _weights_provider()[1](name, pretrained or None, checkpoint_path, kwargs)
     model = create("model", name, **kwargs)
     if getattr(model, "input_keys", None) is None:
         raise TypeError(f"model {name!r} built a {type(model).__name__}, which declares no input_keys: "
@@ -165,23 +207,45 @@ def create_head(name: str, **kwargs: Any) -> Any:
     return create("head", name, **kwargs)
 
 
-def list_models(filter: Union[str, Sequence[str]] = "", modality: Optional[str] = None) -> List[str]:
+def list_models(
+    filter: Union[str, Sequence[str]] = "",
+    modality: Optional[str] = None,
+    pretrained: bool = False,
+    include_tags: Optional[bool] = None,
+) -> List[str]:
     """Names of the registered models, sorted, like timm's ``list_models``.
 
     Args:
         filter: a wildcard pattern (``fnmatch``, case-sensitive: ``"*gcn*"``, ``"psumnet_?*"``) or
-            several (a name matching any is kept); empty keeps every name.
+            several (a name matching any is kept); empty keeps every name. With tags, an entry
+            ``name.tag`` is kept when the pattern matches it or its model name.
         modality: keep only the models registered for this modality (``"skeleton"``, ``"rgb"``,
             ``"depth"``, ``"points"``, ``"pose"``, ``"multimodal"``).
+        pretrained: keep only the models with at least one pretrained tag.
+        include_tags: list ``name.tag`` per tag instead of the names (default: ``pretrained``, as timm).
     """
     register_packages()
     patterns = [filter] if isinstance(filter, str) else list(filter)
     patterns = [p for p in patterns if p]
-    return sorted(
-        name for name, entry in _REGISTRY["model"].items()
-        if (modality is None or entry.modality == modality)
-        and (not patterns or any(fnmatchcase(name, p) for p in patterns))
-    )
+    include_tags = pretrained if include_tags is None else include_tags
+    list_tags = _weights_provider()[0] if (pretrained or include_tags) else None
+    out = []
+    for name, entry in _REGISTRY["model"].items():
+        if modality is not None and entry.modality != modality:
+            continue
+        tags = list_tags(name) if list_tags is not None else []
+        if pretrained and not tags:
+            continue
+        shown = [f"{name}.{tag}" for tag in tags] if include_tags and tags else [name]
+        out += [s for s in shown
+                if not patterns or any(fnmatchcase(s, p) or fnmatchcase(name, p) for p in patterns)]
+    return sorted(out)
+
+
+def list_pretrained(filter: Union[str, Sequence[str]] = "") -> List[str]:
+    """The pretrained ``name.tag`` entries, sorted (timm's ``list_pretrained``): ``list_models(filter,
+    pretrained=True)``; ``create_model(entry, pretrained=True)`` loads one."""
+    return list_models(filter, pretrained=True, include_tags=True)
 
 
 def list_registered(kind: str) -> List[str]:
