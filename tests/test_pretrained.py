@@ -271,3 +271,16 @@ def test_num_classes_override_drops_the_head(tmp_path: Path, num_classes: int) -
         assert not torch.equal(loaded.head.fc.weight[:num_classes], source.head.fc.weight[:num_classes])
     same = create_model("stgcnpp", pretrained="ntu60_xsub_joint", checkpoint_path=path, num_classes=60)
     _same_outputs(source, same)  # the tag's own classes keep the head
+
+
+def test_models_command_lists_names_and_pretrained_tags(capsys) -> None:
+    from actionfusion.pipeline.cli import main
+    from actionfusion.registry import list_models, list_pretrained
+
+    assert main(["models", "*gcn*"]) == 0
+    assert capsys.readouterr().out.split() == list_models("*gcn*")
+    assert main(["models", "--pretrained", "stgcn*"]) == 0
+    assert capsys.readouterr().out.split() == list_pretrained("stgcn*")
+    assert main(["models", "no_such_model*"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no model matches" in err[0]

@@ -247,6 +247,18 @@ def _cmd_pose3d_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..registry import list_models
+
+    names = list_models(args.pattern, modality=args.modality, pretrained=args.pretrained)
+    if not names:
+        raise UsageError(f"no model matches {args.pattern!r}" + (f" for modality {args.modality!r}" if args.modality else "")
+                         + ": run `actionfusion models` for all of them")
+    print("\n".join(names))
+    return 0
+
+
 def _cmd_configs(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from .config_names import config_description, configs_root, list_config_names
@@ -540,6 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shell-style pattern, e.g. 'synthetic/*'; a word without wildcards lists the names holding it")
     p.add_argument("--names-only", action="store_true", help="print the names alone, one per line")
     p.set_defaults(func=_cmd_configs)
+
+    p = sub.add_parser("models", help="list the registered models (timm's list_models); --pretrained: the released "
+                       "official checkpoints as name.tag, loadable with create_model(name, pretrained=tag)",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("pattern", nargs="?", default="", metavar="PATTERN", help="shell-style pattern, e.g. '*gcn*'")
+    p.add_argument("--modality", default=None, help="only this modality's models (skeleton, rgb, depth, points, ...)")
+    p.add_argument("--pretrained", action="store_true", help="only released checkpoints, one name.tag a line")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
