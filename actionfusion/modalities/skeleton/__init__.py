@@ -7,4 +7,5 @@ def register_parts() -> None:
     from . import cascadeformer  # noqa: F401
     from . import skeletonmae  # noqa: F401
     from . import finetec_completion  # noqa: F401
+    from . import finetec  # noqa: F401
     from . import aclnet  # noqa: F401
