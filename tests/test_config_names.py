@@ -104,9 +104,10 @@ def test_packaged_configs_are_used_outside_a_checkout(tmp_path: Path, monkeypatc
         load_config("synthetic/ctrgcn")
 
 
-def test_the_built_wheel_carries_every_config_and_resolves_names(tmp_path: Path) -> None:
-    """``pip wheel .`` (from a copy of the sources, so the checkout gets no build/), then the unpacked
-    wheel alone on the path, run from an unrelated directory: names and ``_base_`` resolve inside it."""
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory) -> Path:
+    """``pip wheel .`` from a copy of the sources (so the checkout gets no build/)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     source.mkdir()
@@ -118,6 +119,13 @@ def test_the_built_wheel_carries_every_config_and_resolves_names(tmp_path: Path)
                             "--no-index", "-q", "-w", str(tmp_path / "wheel")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "wheel").glob("actionfusion-*.whl")
+    return wheel
+
+
+def test_the_built_wheel_carries_every_config_and_resolves_names(built_wheel: Path, tmp_path: Path) -> None:
+    """The unpacked wheel alone on the path, run from an unrelated directory: names and ``_base_``
+    resolve inside it."""
+    wheel = built_wheel
     with zipfile.ZipFile(wheel) as archive:
         members = set(archive.namelist())
         archive.extractall(tmp_path / "site")
@@ -140,3 +148,38 @@ def test_the_built_wheel_carries_every_config_and_resolves_names(tmp_path: Path)
     assert found["package"].startswith(site) and found["path"].startswith(site)
     assert found["config"] == load_config(CONFIGS / "synthetic" / "ctrgcn.yaml").to_dict()
     assert found["names"] == [n for n in SHIPPED if n.startswith("synthetic/")]
+
+
+def test_the_wheel_installed_in_a_fresh_venv_runs_the_tiny_demo_elsewhere(built_wheel: Path, tmp_path: Path) -> None:
+    """``pip install`` of the built wheel into a new virtual environment, then its ``actionfusion``
+    console script runs the tiny demo from an unrelated directory. The new environment reaches the
+    dependencies (torch, ...) through a path line to this environment's site-packages, so nothing is
+    downloaded; this environment's editable install of the checkout is not on that path (the path
+    line does not run its .pth hooks), which the test checks."""
+    import site
+    import venv
+
+    fresh = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(fresh)
+    python = fresh / "bin" / "python"
+    fresh_site = Path(subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                                     capture_output=True, text=True, check=True).stdout.strip())
+    (fresh_site / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                              "--no-index", "-q", str(built_wheel)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"
+    where = subprocess.run([str(python), "-c", "import actionfusion; print(actionfusion.__file__)"], cwd=elsewhere,
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(str(fresh_site)), where  # the wheel's copy, not the checkout
+    quick = ("--set", "schedule.epochs=1", "--set", "schedule.warmup_epochs=0", "--set", "data.clip_len=16")
+    demo = subprocess.run([str(fresh / "bin" / "actionfusion"), "demo", "--scale", "tiny", "--out", "out",
+                           "--workers", "1", *quick], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    record = json.loads(demo.stdout.strip().splitlines()[-1])
+    assert record["samples"] == 30 and record["failed"] == 0 and 0.0 <= record["test_top1"] <= 1.0
+    assert (elsewhere / "out" / "work_dirs" / "synthetic_mmixer" / "metrics.json").is_file()
