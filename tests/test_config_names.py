@@ -111,7 +111,7 @@ def built_wheel(tmp_path_factory) -> Path:
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     source.mkdir()
-    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
     for folder in ("actionfusion", "configs"):
         shutil.copytree(REPO / folder, source / folder, ignore=ignore)
@@ -130,6 +130,11 @@ def test_the_built_wheel_carries_every_config_and_resolves_names(built_wheel: Pa
         members = set(archive.namelist())
         archive.extractall(tmp_path / "site")
     assert {f"actionfusion/configs/{name}.yaml" for name in SHIPPED} <= members
+    # the license setup.cfg names travels with the wheel, word for word
+    (license_member,) = [m for m in members if m.endswith(".dist-info/licenses/LICENSE") or m.endswith(".dist-info/LICENSE")]
+    assert (tmp_path / "site" / license_member).read_text() == (REPO / "LICENSE").read_text()
+    assert "license = Apache-2.0" in (REPO / "setup.cfg").read_text()
+    assert (REPO / "LICENSE").read_text().startswith("Apache License\n                           Version 2.0, January 2004")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
