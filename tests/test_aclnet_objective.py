@@ -268,7 +268,7 @@ def test_refusals_name_the_fix() -> None:
 def test_cli_trains_the_synthetic_config_end_to_end(tmp_path: Path) -> None:
     """configs/synthetic/aclnet.yaml through `actionfusion train` on a tiny synthetic store: every part
     of the loss runs (bank from epoch 1, superclasses and L_inter from epoch 2, the queue full),
-    the losses are finite, the objective's lines reach train.log, best.safetensors is the model alone."""
+    the losses are finite, the objective's lines reach log.txt, best.safetensors is the model alone."""
     from actionfusion.datasets.store.prepare import PrepareConfig, prepare_store
     from actionfusion.datasets.synthetic.generate import SynthConfig, generate_synthetic_ntu
     from actionfusion.pipeline.cli import main
@@ -287,7 +287,7 @@ def test_cli_trains_the_synthetic_config_end_to_end(tmp_path: Path) -> None:
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 3 and all(math.isfinite(h["train_loss"]) for h in history)
     assert history[0]["train_inter"] == 0.0 and history[-1]["train_inter"] > 0.0 and history[-1]["train_intra"] > 0.0
-    log = (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "log.txt").read_text()
     assert "aclnet epoch 1: the confusion bank starts counting" in log
     assert "aclnet epoch 3: confusion bank total" in log and "aclnet epoch 3 superclasses: 0: " in log
     best = load_file(str(tmp_path / "run" / "best.safetensors"))

@@ -75,7 +75,7 @@ def test_objective_registered_from_a_test_module_trains_through_the_engine(tmp_p
     assert set(results["test_knn_top1"]) == {"1", "2", "5", "10"}
     assert results["selected_by"] == "val_loss"
     assert (tmp_path / "embedding_test.png").stat().st_size > 1000
-    assert (tmp_path / "train.log").read_text().count("epoch ") >= 4
+    assert (tmp_path / "log.txt").read_text().count("epoch ") >= 4
 
 
 def test_pretraining_resume_is_bit_identical(tmp_path):

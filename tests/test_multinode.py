@@ -81,7 +81,7 @@ def test_two_torchrun_nodes_match_one_process_and_resume_from_a_shared_work_dir(
     resumed = _two_nodes((shared, shared), "--resume")
     for node in resumed:
         assert node.returncode == 0, node.stderr[-4000:]
-    assert f"epoch_{EPOCHS - 1:04d}" in (shared / "train.log").read_text().split("resumed from", 1)[1].split("\n")[0]
+    assert f"epoch_{EPOCHS - 1:04d}" in (shared / "log.txt").read_text().split("resumed from", 1)[1].split("\n")[0]
     history = json.loads((shared / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     for key, value in _weights(shared, EPOCHS).items():

@@ -31,7 +31,7 @@ Per batch (labels y, predictions y_hat = argmax of the logits):
 Metrics: ``top1``, ``superclass_size`` (mean |S_{y_i}| of the batch, 0 before superclasses
 exist), ``bank_total`` (the bank's sum). Each epoch with superclasses logs the bank's total and the
 superclasses through the logger ``actionfusion.engine.aclnet`` (a child of the engine's logger,
-so the lines land in the work dir's ``train.log``).
+so the lines land in the work dir's ``log.txt``).
 
 Differences from upstream, each deliberate: the class itself is listed once among its candidates
 when y in S_y (upstream then repeats mu_y, which happens while a bank row has fewer than 10

@@ -75,7 +75,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 class EngineLog:
-    """Rank-0 log lines through ``logging`` (to ``work_dir/train.log``, and to the console when
+    """Rank-0 log lines through ``logging`` (to ``work_dir/log.txt``, and to the console when
     verbose) and TensorBoard scalars."""
 
     def __init__(self, ctx: DistContext, work_dir: Optional[Path], verbose: bool) -> None:
@@ -84,7 +84,7 @@ class EngineLog:
         if not ctx.is_main:
             return
         if work_dir is not None:
-            to_file = logging.FileHandler(work_dir / "train.log")
+            to_file = logging.FileHandler(work_dir / "log.txt")
             to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             self.handlers.append(to_file)
         if verbose:

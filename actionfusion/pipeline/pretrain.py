@@ -7,7 +7,7 @@ pretraining objective (``objective: {name: mamp, kwargs: {...}}``). Validation c
 training clips without augmentation as the bank) every ``train.knn_every`` epochs; ``train.select_by``
 picks the weights from either, or ``last``.
 
-Outputs in ``work_dir`` besides the engine's (checkpoints, ``history.json``, ``train.log``, ``tb/``):
+Outputs in ``work_dir`` besides the engine's (checkpoints, ``history.json``, ``log.txt``, ``tb/``):
 ``encoder.safetensors`` (the selected encoder, what ``model.pretrained`` / ``--pretrained`` loads),
 ``encoder.json`` (which model and objective wrote it), ``objective.safetensors`` (the objective's
 own state, e.g. MAMP's decoder), ``metrics.json`` (kNN top-1 of the test split against the

@@ -4,7 +4,7 @@ that reads labels) through the one engine (:mod:`.engine`), from a config to met
 Outputs of :func:`train` in ``work_dir``: ``config.yaml`` (resolved), ``checkpoints/epoch_NNNN``
 (every epoch, atomic, newest ``train.keep_last`` kept), ``best.safetensors`` (the epoch that
 ``train.select_by`` picks: highest ``val/top1`` by default; the test split is never used for
-selection), ``history.json``, ``train.log``, ``tb/`` (TensorBoard), and after training the selected
+selection), ``history.json``, ``log.txt``, ``tb/`` (TensorBoard), and after training the selected
 weights' ``metrics.json`` (val and test; ``longtail``: head / medium / tail accuracy by training
 count, :mod:`.longtail_metrics`), ``confusion.png``, ``per_class.csv``/``.md``, ``per_class_accuracy.png``
 and ``scores_test.npy`` + ``labels_test.npy`` + ``names_test.json`` (for late fusion).
