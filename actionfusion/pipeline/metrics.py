@@ -116,10 +116,16 @@ def per_class_markdown(rows: Sequence[Mapping[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CONFUSION_VALUES_UP_TO = 30
+"""Classes up to which the confusion image writes each cell's value."""
+
+
 def confusion_png_bytes(labels: np.ndarray, predictions: np.ndarray, class_names: Optional[Sequence[str]] = None) -> bytes:
     """A row-normalised confusion matrix image (PNG) restricted to the classes that occur.
 
-    The axes list the classes present among the labels or the predictions, named.
+    The axes list the classes present among the labels or the predictions, named. Up to
+    :data:`CONFUSION_VALUES_UP_TO` classes, every non-empty cell shows its percentage of the row. The
+    title gives the sample count, top-1 and mean class accuracy in percent, wrapped, never clipped.
     """
     import matplotlib
 
@@ -137,13 +143,22 @@ def confusion_png_bytes(labels: np.ndarray, predictions: np.ndarray, class_names
     names = [f"{int(c)}: {class_name(int(c), class_names)[:30]}" for c in present]
     side = float(np.clip(0.28 * len(present) + 3.0, 5.0, 40.0))
     figure, axes = plt.subplots(figsize=(side, side))
-    image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+    image = axes.imshow(100 * normalised, cmap="Blues", vmin=0.0, vmax=100.0)
     axes.set_xticks(range(len(present)), names, rotation=90, fontsize=7)
     axes.set_yticks(range(len(present)), names, fontsize=7)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(f"confusion (row-normalised), {len(labels)} samples")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    if len(present) <= CONFUSION_VALUES_UP_TO:
+        for row, col in zip(*np.nonzero(matrix)):
+            value = normalised[row, col]
+            axes.text(col, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
+                      color="white" if value > 0.5 else "black")
+    top1 = float(np.mean(labels == predictions)) if len(labels) else 0.0
+    rows = totals[:, 0] > 0
+    mean_class = float(np.mean(np.diag(normalised)[rows])) if rows.any() else 0.0
+    axes.set_title(f"confusion, % of each true class ({len(labels)} samples)\n"
+                   f"top-1 {100 * top1:.1f}%, mean class accuracy {100 * mean_class:.1f}%", fontsize=9, wrap=True)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="% of the true class")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
