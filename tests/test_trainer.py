@@ -64,9 +64,16 @@ def test_train_outputs_and_test_split_used_only_at_the_end(tmp_path):
     for name in ("config.yaml", "best.safetensors", "metrics.json", "confusion.png", "per_class.csv",
                  "scores_test.npy", "labels_test.npy", "names_test.json", "history.json"):
         assert (tmp_path / name).is_file(), name
-    if tensorboard_works():
-        assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    if tensorboard_works():
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "tb"))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        assert {"train/loss", "train/lr", "final_test/top1", "final_val/top1"} <= tags
+        (final,) = events.Scalars("final_test/top1")
+        assert final.step == 2 and final.value == pytest.approx(metrics["test"]["top1"])
     assert metrics["selected_by"] == "val_top1" and metrics["test"]["num_samples"] == 9
     assert metrics["val"]["num_samples"] == 12 and metrics["top1"] == results["top1"]
     history = json.loads((tmp_path / "history.json").read_text())

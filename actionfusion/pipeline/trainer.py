@@ -221,6 +221,9 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     for split in ("val", "test"):
         if split in results:
             run.log.line(_split_metrics_text(split, results[split]))
+            for key in ("top1", "top5", "mean_class_accuracy", "loss"):  # the selected weights, at the last epoch
+                if isinstance(results[split].get(key), (int, float)):
+                    run.log.scalar(f"final_{split}/{key}", float(results[split][key]), int(cfg.schedule.epochs))
     run.log.close()
     barrier(ctx)
     return results
