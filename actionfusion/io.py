@@ -9,10 +9,12 @@ after ``kill -9``. Directories are published the same way by :func:`atomic_publi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
 
@@ -171,3 +173,25 @@ def safe_component(name: object, what: str = "name") -> str:
         raise UnsafePathError(f"{what} {shown} {problem}: it must be one plain file name, so that it cannot "
                               "point outside the output folder")
     return name
+
+
+DOWNLOAD_TIMEOUT_S = 60.0
+"""Seconds a download may wait for the server."""
+_CHUNK = 1 << 20
+
+
+def download_url(url: str, destination: PathLike, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Copy ``url`` to ``destination`` through :func:`atomic_write` (a reader never sees a partial
+    file). Raises ``urllib.error.URLError`` / ``OSError`` on failure."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the callers' fixed http(s) URLs)
+        with atomic_write(destination, "wb") as handle:
+            shutil.copyfileobj(response, handle, _CHUNK)
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

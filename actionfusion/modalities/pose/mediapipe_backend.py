@@ -128,7 +128,8 @@ class BlazePoseEstimator:
     def close(self) -> None:
         """Release the mediapipe graph."""
         if self._model is not None:
-            self._model.close()
+            with quiet_native_stderr():
+                self._model.close()
             self._model = None
 
     def __del__(self) -> None:

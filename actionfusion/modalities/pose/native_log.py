@@ -24,8 +24,10 @@ from typing import Iterator
 log = logging.getLogger(__name__)
 
 VERBOSE_ENV = "ACTIONFUSION_VERBOSE"
-NATIVE_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::|INFO: Created TensorFlow Lite)")
-"""Lines of absl / glog records (``I0000 00:00:17...``), absl's pre-init notice and TFLite's delegate line."""
+NATIVE_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::|INFO: Created TensorFlow Lite|"
+                         r"INFO: \[\w+\.cc:\d+\])")
+"""Lines of absl / glog records (``I0000 00:00:17...``), absl's pre-init notice, TFLite's delegate line
+and mediapipe 1.x's ``INFO: [accelerator_registry.cc:43] ...`` lines."""
 
 
 def native_noise_allowed() -> bool:

@@ -20,11 +20,9 @@ passed by the caller that differs replaces the classifier by a fresh one after l
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -34,7 +32,7 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, UnknownNameError, UsageError, WeightsUnavailableError, one_line
-from ...io import atomic_write
+from ...io import download_url, file_sha256
 from ...modalities.pose.mediapipe_bundle import pose_cache_dir
 from ..official_checkpoints import CONVERTERS, get_converter, load_official_checkpoint
 from ..official_checkpoints.key_rules import CheckpointConversionError, StateDictConverter, check_layout, layout_of
@@ -42,8 +40,6 @@ from .tags import PRETRAINED_TAGS, PretrainedTag
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_TIMEOUT_S = 60.0
-_CHUNK = 1 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -69,22 +65,6 @@ def get_tag(model: str, tag: "str | bool") -> PretrainedTag:
 def cached_checkpoint_path(tag: PretrainedTag) -> Path:
     """Where ``tag``'s released file is cached: ``<cache>/pretrained/<model>/<tag>/<file name>``."""
     return pose_cache_dir() / "pretrained" / tag.model / tag.tag / tag.file_name
-
-
-def download_url(url: str, destination: Path) -> None:
-    """Copy ``url`` to ``destination`` through :func:`~actionfusion.io.atomic_write` (a reader never
-    sees a partial file). Raises ``urllib.error.URLError`` / ``OSError`` on failure."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 (http(s) URLs of the table)
-        with atomic_write(destination, "wb") as handle:
-            shutil.copyfileobj(response, handle, _CHUNK)
-
-
-def file_sha256(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_hash(path: Path, tag: PretrainedTag, remove_on_mismatch: bool) -> None:
