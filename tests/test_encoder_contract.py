@@ -73,6 +73,15 @@ SMALL: Dict[str, Tuple[Dict[str, Any], Callable[[], Dict[str, torch.Tensor]]]] =
     "tsm_frames": ({"widths": [8, 8, 16, 16]}, lambda: {"rgb": _randn(2, 3, 4, 24, 24)}),
     "timm_frames": ({"backbone": "resnet18"}, lambda: {"rgb": _randn(2, 3, 2, 32, 32)}),
     "xshiftnet_rgb": ({}, lambda: {"rgb": _randn(2, 3, 2, 32, 32)}),
+    # torchvision's video classifiers (actionfusion/modalities/rgb/torchvision_video.py): S3D's pooling
+    # needs 224 x 224 and 16 frames
+    "tv_r3d_18": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
+    "tv_mc3_18": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
+    "tv_r2plus1d_18": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
+    "tv_s3d": ({}, lambda: {"rgb": _randn(1, 3, 16, 224, 224)}),
+    "tv_swin3d_t": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
+    "tv_swin3d_s": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
+    "tv_swin3d_b": ({}, lambda: {"rgb": _randn(2, 3, 4, 32, 32)}),
     "xshiftnet_pose": ({}, lambda: {"pose_heatmap": _randn(2, 17, 2, 16, 16)}),
     "point_transformer": ({}, lambda: {"points": _randn(2, 4, 64, 3)}),
     "epam_net": ({}, lambda: {"rgb": _randn(1, 3, 2, 64, 64), "pose_heatmap": _randn(1, 17, 2, 32, 32)}),

@@ -3,4 +3,4 @@
 
 def register_parts() -> None:
     """Register the RGB and pose-heatmap encoders by importing their modules (loads torch)."""
-    from . import frame_encoder, xshiftnet  # noqa: F401
+    from . import frame_encoder, torchvision_video, xshiftnet  # noqa: F401
