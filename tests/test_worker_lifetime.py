@@ -17,6 +17,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _cmdline(psutil, process) -> str:
+    """The process's command line; "" for one that exited (or became a zombie) since it was listed."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return ""
+
+
 def test_kill_9_of_synth_leaves_no_worker_behind(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -29,7 +37,7 @@ def test_kill_9_of_synth_leaves_no_worker_behind(tmp_path: Path) -> None:
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             children = main.children(recursive=True)
-            if len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) >= 2:
+            if len([c for c in children if "spawn_main" in _cmdline(psutil, c)]) >= 2:
                 break
             time.sleep(0.01)
         assert proc.poll() is None and children, "the pool did not start before synth ended"
@@ -37,7 +45,7 @@ def test_kill_9_of_synth_leaves_no_worker_behind(tmp_path: Path) -> None:
     finally:
         proc.wait(timeout=30)
     _, alive = psutil.wait_procs(children, timeout=5)
-    assert not alive, [(p.pid, " ".join(p.cmdline())[:120]) for p in alive if p.is_running()]
+    assert not alive, [(p.pid, _cmdline(psutil, p)[:120]) for p in alive if p.is_running()]
 
 
 def test_a_worker_started_after_its_command_died_exits_at_once() -> None:

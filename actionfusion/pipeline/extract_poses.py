@@ -27,6 +27,7 @@ it, or into a new sample.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -411,8 +412,9 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """The backend keyword arguments of the mmpose options given.
 
     Raises:
-        UsageError: an mmpose option with another backend, or ``--backend mmpose`` without
-            ``--pose-config``, or one of ``--det-config`` / ``--det-checkpoint`` without the other.
+        UsageError: an mmpose option with another backend, ``--backend mmpose`` without
+            ``--pose-config`` (once mmpose is installed: before that, its install instructions are
+            the error), or one of ``--det-config`` / ``--det-checkpoint`` without the other.
     """
     given = {name: getattr(args, name) for name in MMPOSE_OPTIONS if getattr(args, name, None) is not None}
     flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -420,7 +422,8 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         if given:
             raise UsageError(f"{flags}: only for --backend mmpose (the backend is {args.backend!r})")
         return {}
-    if "pose_config" not in given:
+    if "pose_config" not in given and importlib.util.find_spec("mmpose") is not None:
+        # (without mmpose the backend's install instructions come first, when it is created)
         raise UsageError("--backend mmpose needs --pose-config CONFIG.py (and --pose-checkpoint WEIGHTS.pth): "
                          "the mmpose model to run")
     if ("det_config" in given) != ("det_checkpoint" in given):
