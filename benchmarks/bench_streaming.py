@@ -34,7 +34,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing the package
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from actionfusion.modalities.pose.estimator import create_pose_estimator  # noqa: E402

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
