@@ -22,7 +22,9 @@ that live beside it into one registered encoder, ``finetec``; every open choice 
    ``perturb_seed`` at every forward (deterministic for a given batch); ``"off"`` never perturbs.
 3. **Physics** (:mod:`.finetec_physics`, ``physics``): a_base, a_dyna, a_stat from
    ``"finite_difference"`` (default) or one learned ``"euler_lagrange"`` estimator shared by the
-   three sequences.
+   three sequences. A second difference turns independent position noise of variance s^2 into
+   acceleration noise of variance 6 s^2 while smooth motion's accelerations are small: the
+   acceleration streams make the model sensitive to jitter (see the benchmark's ``jitter`` rows).
 4. **Fusion and GCN** (``fusion``, ``backbone``): ``"concat"`` (default) stacks the six streams
    (S_base, S_dyna, S_stat, a_base, a_dyna, a_stat) on the channel axis, 6 C channels into one GCN
    (its input BatchNorm normalises positions and accelerations per channel); ``"late"`` runs one
