@@ -46,7 +46,6 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 from einops import rearrange
-from torch import nn
 
 from ...registry import register_model
 from ..encoder_contract import Encoder
