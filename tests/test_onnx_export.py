@@ -43,11 +43,16 @@ SMALL: Dict[str, tuple[Dict[str, Any], int]] = {
     "skeletonmae": ({"embed_dim": 16, "depth": 1}, 3),
     "finetec_completion": ({"num_frames": FRAMES, "dim": 16, "depth": 1, "temporal_hidden": 8, "spatial_hidden": 8,
                             "channel_hidden": 16, "num_prototypes": 4}, 3),
+    "finetec": ({"num_frames": FRAMES, "completion_kwargs": {"dim": 16, "depth": 1, "temporal_hidden": 8,
+                                                            "spatial_hidden": 8, "channel_hidden": 16,
+                                                            "num_prototypes": 4},
+                 "backbone_kwargs": {"base_channels": 8}}, 3),
 }
 
 FIXED_TIME = {
     "mamp": "the model refuses",                # learned embedding of num_frames // segment_frames positions
     "finetec_completion": "the model refuses",  # its temporal MLP mixes exactly num_frames frames
+    "finetec": "the model refuses",             # its completion network's, as above
     "cascadeformer": "ONNX Runtime fails",      # nn.MultiheadAttention's traced reshape keeps the export T
 }
 """Models whose time axis is fixed in the file, and how the exporter found out."""
