@@ -252,3 +252,22 @@ def test_dropped_frames_are_interpolated_onto_the_source_timeline(tmp_path) -> N
     got = window[-6:, 0, 0] * 10
     np.testing.assert_allclose(got, [0, 1, 2, 3, 4, 5], atol=1e-5)  # 2 and 3 interpolated between 1 and 4
     np.testing.assert_array_equal(window[:2], 0.0)  # before the track began
+
+
+def test_window_classifier_in_onnx_runtime_equals_torch(tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'actionfusion[export]')")
+    from actionfusion.pipeline.onnx_export import export_checkpoint
+
+    work = _work_dir(tmp_path / "w")
+    export_checkpoint(work, tmp_path / "model.onnx", persons=2, frames=16)
+    torch_model = WindowClassifier.from_checkpoint(work)
+    in_ort = WindowClassifier.from_checkpoint(work, onnx=tmp_path / "model.onnx")
+    assert (torch_model.runtime, in_ort.runtime) == ("torch", "onnxruntime")
+    rng = np.random.default_rng(3)
+    windows = [rng.normal(size=(1, t, 17, 3)).astype(np.float32) for t in (16, 30, 7)]
+    np.testing.assert_allclose(in_ort.scores(windows), torch_model.scores(windows), atol=1e-4)
+    export_checkpoint(work, tmp_path / "one_person.onnx", persons=1, frames=16)
+    with pytest.raises(UsageError, match="--persons 2"):
+        WindowClassifier.from_checkpoint(work, onnx=tmp_path / "one_person.onnx")
+    with pytest.raises(UsageError, match="no such ONNX file"):
+        WindowClassifier.from_checkpoint(work, onnx=tmp_path / "missing.onnx")

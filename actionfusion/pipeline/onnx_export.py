@@ -331,7 +331,9 @@ def _config_shape(cfg: Any, key: str, frames: int, channels: int) -> tuple[int, 
     if key == "skeleton":
         from ..modalities.skeleton.layouts import get_layout
 
-        return (data.max_persons, frames, len(get_layout(data.layout).joint_names), channels)
+        # the convention the batch key holds: the sensor's layout, or the extracted poses' (coco17, ...)
+        layout = data.layout if data.skeleton_source == "ntu25" else data.skeleton_source
+        return (data.max_persons, frames, len(get_layout(layout).joint_names), channels)
     if key == "rgb":
         return (3, data.rgb.num_frames, data.rgb.size, data.rgb.size)
     if key == "depth":

@@ -32,6 +32,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a skeleton model trained on extracted poses (data.skeleton_source coco17 or blazepose33): "
                         "its work dir, epoch checkpoint dir or weights file (config.yaml beside)")
     p.add_argument("--config", default=None, help="the training YAML, when no config.yaml lies beside the weights")
+    p.add_argument("--onnx", default=None, metavar="FILE",
+                   help="run the action model from this export in ONNX Runtime (`actionfusion export-onnx CHECKPOINT "
+                        "--out FILE`) instead of torch")
     p.add_argument("--window", type=int_in(4, 10_000), default=None,
                    help="frames T per window (default: the model's data.clip_len)")
     p.add_argument("--step", type=int_in(1, 10_000), default=8, help="classify every STEP processed frames")
@@ -104,7 +107,7 @@ def _recognizer(args: argparse.Namespace):
     import torch
 
     torch.set_num_threads(args.threads)
-    classifier = WindowClassifier.from_checkpoint(args.checkpoint, config=args.config)
+    classifier = WindowClassifier.from_checkpoint(args.checkpoint, config=args.config, onnx=args.onnx)
     if classifier.convention == "ntu25":
         from ...errors import UsageError
 

@@ -8,6 +8,10 @@ returns softmax probabilities. The same window therefore gets the same scores wh
 from a ring buffer of a live stream, from a sliding window over an untrimmed sequence, or from
 the offline path (:meth:`WindowClassifier.scores` is the one place that does it).
 
+With ``onnx=FILE`` (``actionfusion export-onnx CHECKPOINT --out FILE``) the model runs in ONNX
+Runtime instead of torch, on the same clips (its persons M are fixed in the file and must be the
+config's ``data.max_persons``; scores equal torch's within 1e-4, tested).
+
 Skeleton conventions. A model trained on the sensor skeleton (``data.skeleton_source: ntu25``)
 reads Kinect-25 joints in metres; a model trained on extracted poses (``coco17`` or
 ``blazepose33``) reads the pose estimator's world keypoints turned to y-up axes
@@ -28,7 +32,7 @@ from torch import nn
 
 from ...datasets.clip_dataset import fit_length, fit_persons
 from ...datasets.skeleton_conventions import SENSOR_CONVENTION, world_to_sensor_axes
-from ...errors import UsageError
+from ...errors import MissingDependencyError, UsageError
 from ...modalities.skeleton.layouts import convert_layout, get_layout
 from ..checkpoints import load_weights
 from ..config import ExperimentConfig
@@ -49,6 +53,7 @@ class WindowClassifier:
         cfg: its experiment config.
         device: torch device.
         class_names: names of the model's classes (default: NTU RGB+D 120's, by label).
+        onnx: an ONNX file of this model (module docstring); None runs the torch model.
 
     Attributes:
         convention: the joint layout the model reads (``data.skeleton_source``, or ``data.layout``
@@ -59,7 +64,7 @@ class WindowClassifier:
     """
 
     def __init__(self, model: nn.Module, cfg: ExperimentConfig, device: Union[str, torch.device] = "cpu",
-                 class_names: Optional[Sequence[str]] = None) -> None:
+                 class_names: Optional[Sequence[str]] = None, onnx: Optional[PathLike] = None) -> None:
         keys = model_input_keys(model)
         if tuple(keys) != ("skeleton",):
             raise UsageError(f"model {cfg.model.name!r} reads {list(keys)}; window recognition needs a "
@@ -75,17 +80,21 @@ class WindowClassifier:
         self.num_classes = int(cfg.model.num_classes)
         self._transform = build_transform(cfg.data, train=False, layout=self.convention)
         self._class_names = tuple(class_names) if class_names is not None else None
+        self._session = _onnx_session(onnx, self.max_persons) if onnx is not None else None
+        self.runtime = "onnxruntime" if self._session is not None else "torch"
 
     @classmethod
     def from_checkpoint(cls, path: PathLike, device: Union[str, torch.device] = "cpu",
                         config: Union[None, PathLike, ExperimentConfig] = None,
-                        class_names: Optional[Sequence[str]] = None) -> "WindowClassifier":
+                        class_names: Optional[Sequence[str]] = None, onnx: Optional[PathLike] = None
+                        ) -> "WindowClassifier":
         """Load a training work dir, an epoch checkpoint dir or a weights file (``config.yaml``
-        beside or above it, or ``config``); weights load safely and strictly."""
+        beside or above it, or ``config``); weights load safely and strictly. ``onnx``: run that
+        export of it in ONNX Runtime instead."""
         weights, cfg, _ = resolve_checkpoint(Path(path), config)
         model = build_model(cfg)
         load_weights(weights, model, strict=True)
-        return cls(model, cfg, device=device, class_names=class_names)
+        return cls(model, cfg, device=device, class_names=class_names, onnx=onnx)
 
     def class_name(self, label: int) -> str:
         """The name of class ``label``."""
@@ -127,6 +136,32 @@ class WindowClassifier:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         parts = []
         for start in range(0, len(windows), batch_size):
-            x = self.clips(windows[start:start + batch_size]).to(self.device)
-            parts.append(torch.softmax(self.model(x).float(), dim=-1).cpu().numpy())
+            x = self.clips(windows[start:start + batch_size])
+            if self._session is not None:
+                (logits,) = self._session.run(None, {self._session.get_inputs()[0].name: x.numpy()})
+                parts.append(torch.softmax(torch.from_numpy(np.asarray(logits, np.float32)), dim=-1).numpy())
+            else:
+                parts.append(torch.softmax(self.model(x.to(self.device)).float(), dim=-1).cpu().numpy())
         return np.concatenate(parts).astype(np.float32)
+
+
+def _onnx_session(path: PathLike, persons: int):
+    """An ONNX Runtime session of ``path`` whose skeleton input takes ``persons`` persons.
+
+    Raises:
+        MissingDependencyError: onnxruntime is not installed (with the install command).
+        UsageError: no such file, or the file's persons axis is another number.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("running the model in ONNX Runtime needs onnxruntime: "
+                                     "pip install 'actionfusion[export]'") from None
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such ONNX file (write one with `actionfusion export-onnx CHECKPOINT --out FILE`)")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape  # [batch, M, T, V, C], dynamic axes as names
+    if len(shape) != 5 or (isinstance(shape[1], int) and shape[1] != persons):
+        raise UsageError(f"{path}: its input is {shape}; the model's clips are [N, {persons}, T, V, C] "
+                         f"(export with --persons {persons})")
+    return session
