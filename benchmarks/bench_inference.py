@@ -44,7 +44,8 @@ BATCH, PERSONS, FRAMES = 16, 2, 100
 DEFAULT_MODELS = ("stgcn", "ctrgcn", "stgcnpp", "hypergcn", "psumnet_body", "mamp")
 FIXED_FRAMES: Dict[str, int] = {"mamp": 120}
 """Models whose official config fixes the clip length (MAMP's finetune_t120)."""
-OURS_KWARGS: Dict[str, dict] = {"cascadeformer": {"max_frames": FRAMES}, "finetec_completion": {"num_frames": FRAMES}}
+OURS_KWARGS: Dict[str, dict] = {"cascadeformer": {"max_frames": FRAMES}, "finetec_completion": {"num_frames": FRAMES},
+                               "finetec": {"num_frames": FRAMES}}
 """Constructor kwargs so that a model with a learned per-frame table takes the benchmark's clip length."""
 
 
