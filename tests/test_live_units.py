@@ -271,3 +271,14 @@ def test_window_classifier_in_onnx_runtime_equals_torch(tmp_path) -> None:
         WindowClassifier.from_checkpoint(work, onnx=tmp_path / "one_person.onnx")
     with pytest.raises(UsageError, match="no such ONNX file"):
         WindowClassifier.from_checkpoint(work, onnx=tmp_path / "missing.onnx")
+
+
+def test_udp_stream_is_received_and_its_end_is_a_stall(small_stream) -> None:
+    ts, frames = small_stream
+    with ReplayServer(ts, fps=30, frames=frames, protocol="udp", udp_delay=1.0) as url:
+        assert url.startswith("udp://127.0.0.1:")
+        source = LiveFrameSource(url, stall_timeout=2.5)
+        shapes = {frame.image.shape for frame in source}
+    stats = source.stats
+    assert shapes == {(240, 320, 3)} and stats["stalled"]  # a UDP sender that stops looks like a stall
+    assert stats["decoded"] >= frames // 2 and stats["delivered"] + stats["dropped"] == stats["decoded"]

@@ -89,8 +89,33 @@ def _serve(sock: socket.socket, data: bytes, seconds: float, stall_after: Option
             return  # the client went away
 
 
+UDP_DATAGRAM = TS_PACKET * 7
+"""Bytes per UDP datagram: 7 TS packets (1316 bytes), what MPEG-TS over UDP carries by convention."""
+
+
+def _send_udp(port: int, data: bytes, seconds: float, delay: float) -> None:
+    """Send ``data`` as datagrams to 127.0.0.1:``port`` spread over ``seconds``, after ``delay`` (child body)."""
+    time.sleep(delay)  # UDP has no connection: give the receiver time to bind before the first datagram
+    rate = len(data) / max(seconds, 1e-3)
+    start = time.perf_counter()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for offset in range(0, len(data), UDP_DATAGRAM):
+            due = start + offset / rate
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            sock.sendto(data[offset: offset + UDP_DATAGRAM], ("127.0.0.1", port))
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class ReplayServer:
-    """Serve an MPEG-TS file to one client on ``tcp://127.0.0.1:PORT`` from a child process.
+    """Serve an MPEG-TS file to one client on ``tcp://127.0.0.1:PORT`` (or push it to
+    ``udp://127.0.0.1:PORT``) from a child process.
 
     Args:
         ts_file: the stream (:func:`encode_mpegts`).
@@ -99,10 +124,19 @@ class ReplayServer:
         stall_after: stop sending after this many seconds, keeping the connection open for ``hold``.
         corrupt: send random bytes instead of the stream.
         hold: seconds a stalled connection stays open.
+        protocol: ``"tcp"`` (the server listens, one client connects) or ``"udp"`` (datagrams to a
+            receiver that binds the port, as a camera multicasting MPEG-TS; sending starts after
+            ``udp_delay`` seconds and simply stops at the end, so the receiver sees a stall, as from a
+            camera that went away). ``stall_after`` and ``corrupt`` apply to TCP only.
+        udp_delay: seconds before the first datagram.
     """
 
     def __init__(self, ts_file: PathLike, fps: float = 30.0, frames: Optional[int] = None,
-                 stall_after: Optional[float] = None, corrupt: bool = False, hold: float = 60.0) -> None:
+                 stall_after: Optional[float] = None, corrupt: bool = False, hold: float = 60.0,
+                 protocol: str = "tcp", udp_delay: float = 1.0) -> None:
+        if protocol not in ("tcp", "udp"):
+            raise ValueError(f"protocol must be 'tcp' or 'udp', not {protocol!r}")
+        self.protocol, self.udp_delay = protocol, float(udp_delay)
         self.data = Path(ts_file).read_bytes()
         if frames is None:
             with open_video(ts_file) as reader:
@@ -114,12 +148,20 @@ class ReplayServer:
         self.url = ""
 
     def start(self) -> str:
-        """Listen and start serving; returns the URL."""
+        """Listen and start serving (TCP) or start sending after ``udp_delay`` (UDP); returns the URL."""
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        if self.protocol == "udp":
+            port = _free_udp_port()
+            self.url = f"udp://127.0.0.1:{port}"
+            self._process = multiprocessing.get_context(method).Process(
+                target=_send_udp, args=(port, self.data, self.seconds, self.udp_delay), daemon=True,
+                name="replay-udp")
+            self._process.start()
+            return self.url
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(1)
         self.url = f"tcp://127.0.0.1:{self._sock.getsockname()[1]}"
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self._process = multiprocessing.get_context(method).Process(
             target=_serve, args=(self._sock, self.data, self.seconds, self.stall_after, self.corrupt, self.hold),
             daemon=True, name="replay-server")
