@@ -175,6 +175,13 @@ def safe_component(name: object, what: str = "name") -> str:
     return name
 
 
+def cache_dir() -> Path:
+    """The library's download and build cache: ``$ACTIONFUSION_CACHE`` or ``~/.cache/actionfusion``
+    (model bundles, pretrained checkpoints)."""
+    env = os.environ.get("ACTIONFUSION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "actionfusion"
+
+
 DOWNLOAD_TIMEOUT_S = 60.0
 """Seconds a download may wait for the server."""
 _CHUNK = 1 << 20

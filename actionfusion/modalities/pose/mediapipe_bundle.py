@@ -37,7 +37,7 @@ import zipfile
 from pathlib import Path
 
 from actionfusion.errors import MissingDependencyError
-from actionfusion.io import atomic_write_bytes, download_url
+from actionfusion.io import atomic_write_bytes, cache_dir, download_url
 
 # Input normalisation of the BlazePose models (mediapipe modules/pose_detection and
 # modules/pose_landmark graphs: ImageToTensorCalculator output ranges [-1, 1] and [0, 1]).
@@ -55,9 +55,8 @@ BUNDLE_MEMBERS = ("pose_detector.tflite", "pose_landmarks_detector.tflite")
 
 
 def pose_cache_dir() -> Path:
-    """Where built model bundles are cached: ``$ACTIONFUSION_CACHE`` or ``~/.cache/actionfusion``."""
-    env = os.environ.get("ACTIONFUSION_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "actionfusion"
+    """Where built model bundles are cached: the library's cache (:func:`actionfusion.io.cache_dir`)."""
+    return cache_dir()
 
 
 def _wheel_models() -> "tuple[Path, Path] | None":

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, UnknownNameError, UsageError, WeightsUnavailableError, one_line
-from ...io import download_url, file_sha256
-from ...modalities.pose.mediapipe_bundle import pose_cache_dir
+from ...io import cache_dir, download_url, file_sha256
 from ..official_checkpoints import CONVERTERS, get_converter, load_official_checkpoint
 from ..official_checkpoints.key_rules import CheckpointConversionError, StateDictConverter, check_layout, layout_of
 from .tags import PRETRAINED_TAGS, PretrainedTag
@@ -64,7 +63,7 @@ def get_tag(model: str, tag: "str | bool") -> PretrainedTag:
 # ---- cache, download, hash ---------------------------------------------------------------------------
 def cached_checkpoint_path(tag: PretrainedTag) -> Path:
     """Where ``tag``'s released file is cached: ``<cache>/pretrained/<model>/<tag>/<file name>``."""
-    return pose_cache_dir() / "pretrained" / tag.model / tag.tag / tag.file_name
+    return cache_dir() / "pretrained" / tag.model / tag.tag / tag.file_name
 
 
 def verify_hash(path: Path, tag: PretrainedTag, remove_on_mismatch: bool) -> None:
