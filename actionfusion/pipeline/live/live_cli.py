@@ -14,13 +14,13 @@ Kept free of torch and mediapipe imports at module level so that ``actionfusion 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ...io import atomic_write
 from ..cli_errors import DefaultsHelpFormatter
 from ..cli_types import float_in, int_in
 
@@ -132,23 +132,10 @@ def run_recognize_cli(args: argparse.Namespace) -> int:
             fps, total = float(video.fps) or 30.0, video.num_frames
         recognizer = _recognizer(args)
         source = LiveFrameSource(args.video, realtime=False, max_height=args.max_height)
-        if jsonl_path == "-":
-            summary = run_live(source, recognizer, out_video=out, jsonl=sys.stdout, fps=fps,
-                               source_stats=source, progress=True, total=total,
-                               all_scores=args.all_scores)
-        else:
-            target = Path(jsonl_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                    summary = run_live(source, recognizer, out_video=out, jsonl=stream, fps=fps,
-                                       source_stats=source, progress=True, total=total,
-                               all_scores=args.all_scores)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        # the records go to stdout, or to a file written atomically (renamed into place at the end)
+        with (contextlib.nullcontext(sys.stdout) if jsonl_path == "-" else atomic_write(jsonl_path, "w")) as stream:
+            summary = run_live(source, recognizer, out_video=out, jsonl=stream, fps=fps, source_stats=source,
+                               progress=True, total=total, all_scores=args.all_scores)
         record = {"video": str(args.video), "out": str(out), "jsonl": jsonl_path, **summary.to_json()}
         print(json.dumps(record), file=sys.stderr if jsonl_path == "-" else sys.stdout)
         return 0
