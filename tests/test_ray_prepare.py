@@ -161,17 +161,19 @@ def test_ray_run_killed_mid_way_resumes_to_the_same_store(raw_root: Path, local_
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             published = {p.name for p in samples_dir(out).glob("S*")} if samples_dir(out).is_dir() else set()
-            if len(published) == 7 and _blocked_tasks():
+            staged = [p.name for p in samples_dir(out).glob(".*")] if samples_dir(out).is_dir() else []
+            if len(published) == 7 and _blocked_tasks() and staged:
                 break
             assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
             time.sleep(0.2)
         else:
-            pytest.fail(f"the Ray run did not reach 7 samples with one in flight: {sorted(published)}")
+            pytest.fail(f"the Ray run did not reach 7 samples with one in flight: {sorted(published)}, staged {staged}")
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.communicate(timeout=30)
-    assert HANGING not in published
-    assert any(p.name.startswith(".") for p in samples_dir(out).iterdir())  # its staging directory stays behind
+    assert HANGING not in published  # it was in flight, in its staging directory, when the driver died
+    # Whether that staging directory outlives the kill depends on how Ray ends the orphaned task (a
+    # signal that unwinds it runs its cleanup); the rerun below must finish with none left either way.
     deadline = time.monotonic() + 60  # Ray ends the dead driver's tasks
     while _blocked_tasks() and time.monotonic() < deadline:
         time.sleep(0.2)
