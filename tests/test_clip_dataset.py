@@ -158,7 +158,7 @@ def test_build_datasets_splits_are_disjoint_and_on_the_right_side(store_path: Pa
     assert datasets["test"].labels == [parse_sample_name(n).action - 1 for n in datasets["test"].names]
     # Same config, same split.
     with pytest.warns(UserWarning, match="holding out"):
-        again = split_names(cfg, SampleStore(store_path).names)
+        again = split_names(cfg, SampleStore(store_path))
     assert again["val"] == datasets["val"].names
 
 
@@ -169,7 +169,7 @@ def test_group_carve_out_is_kept_when_it_finds_samples(store: SampleStore) -> No
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             try:
-                splits = split_names(cfg, store.names)
+                splits = split_names(cfg, store)
             except UserWarning:
                 continue
         assert splits["val"] and not splits["train"]  # whole performer held out, no per-sample mixing

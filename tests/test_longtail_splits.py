@@ -127,14 +127,14 @@ def test_split_file_round_trip(store_path: Path) -> None:
 def test_train_reads_the_split_file_and_keeps_the_test_set(store_path: Path) -> None:
     store = SampleStore(store_path)
     _, record = write_longtail_split(store, "ntu60_xsub", 10)
-    base = split_names(_config(store_path, "ntu60_xsub", validation_fraction=0.0), store.names)
-    splits = split_names(_config(store_path, "ntu60_xsub_lt10", validation_fraction=0.0), store.names)
+    base = split_names(_config(store_path, "ntu60_xsub", validation_fraction=0.0), store)
+    splits = split_names(_config(store_path, "ntu60_xsub_lt10", validation_fraction=0.0), store)
     assert splits["train"] == record["train"] and not splits["val"]
     assert splits["test"] == base["test"] and len(splits["test"]) == 15
     # The validation carve-out works inside the long-tailed list, as for the base benchmark.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the per-sample fallback may warn, as for the base benchmark
-        carved = split_names(_config(store_path, "ntu60_xsub_lt10", validation_fraction=0.3), store.names)
+        carved = split_names(_config(store_path, "ntu60_xsub_lt10", validation_fraction=0.3), store)
     assert sorted(carved["train"] + carved["val"]) == record["train"] and carved["val"] and carved["train"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -147,8 +147,8 @@ def test_train_reads_the_split_file_and_keeps_the_test_set(store_path: Path) -> 
 def test_missing_split_file_says_to_run_lt_split(store_path: Path) -> None:
     cfg = _config(store_path, "ntu60_xview_lt50")
     with pytest.raises(ConfigError, match=r"run `actionfusion lt-split .* --benchmark ntu60_xview --rho 50` first"):
-        split_names(cfg, SampleStore(store_path).names)
-    with pytest.raises(ConfigError, match="nor a long-tailed"):
+        split_names(cfg, SampleStore(store_path))
+    with pytest.raises(ConfigError, match="is not one of .* a long-tailed"):
         _config(store_path, "ntu60_xsub_lt1")
 
 

@@ -91,7 +91,12 @@ class SkeletonClipDataset(Dataset):
     "label": int64 scalar tensor, "index": int}`` (+ ``"views"``); with ``conventions`` also
     ``"conventions": {name: float32 tensor [M, T, V_name, C]}`` in the item and in every view
     (``"skeleton"`` is the same clip as ``"conventions"[source]`` when ``source`` is listed).
+
+    ``class_names`` (set by the data builder from the benchmark) names the classes by label; None
+    means NTU RGB+D's names.
     """
+
+    class_names: Optional[tuple[str, ...]] = None
 
     def __init__(
         self,

@@ -49,8 +49,17 @@ from ..errors import StoreError
 from ..modalities.skeleton.layouts import convert_layout
 from .store.sample_store import SampleStore
 
-CONVENTIONS: tuple[str, ...] = ("ntu25", "coco17", "blazepose33")
+CONVENTIONS: tuple[str, ...] = ("ntu25", "coco17", "blazepose33", "coco17_2d")
 """Skeleton conventions a store sample can provide (``data.conventions``, ``data.skeleton_source``)."""
+CONVENTION_LAYOUTS: Mapping[str, str] = {"ntu25": "ntu25", "coco17": "coco17", "blazepose33": "blazepose33",
+                                         "coco17_2d": "coco17"}
+"""The joint layout (graph, bones, flip pairs) of each convention."""
+POSE2D_CONVENTION = "coco17_2d"
+"""2D keypoints as pyskl's 2D GCNs read them: ``pose2d.npy``'s COCO-17 (x, y, score), x and y
+normalised to [-1, 1] by the frame size (pyskl ``PreNormalize2D``: ``(x - w/2) / (w/2)``), image
+axes (y down); the score is the third channel."""
+DEFAULT_FRAME_HW = (1080, 1920)
+"""The frame size a 2D sample without one is normalised by (pyskl ``PreNormalize2D``'s default)."""
 SENSOR_CONVENTION = "ntu25"
 """The convention of ``skeleton.npy`` (the sensor)."""
 CONVENTIONS_KEY = "conventions"
@@ -76,7 +85,13 @@ def _pose_hint(store: SampleStore) -> str:
 def check_pose_available(store: SampleStore, names: Sequence[str], conventions: Sequence[str]) -> None:
     """Raise a one-line :class:`StoreError` naming the first sample without extracted world
     keypoints when any of ``conventions`` needs them (coco17, blazepose33)."""
-    needed = [c for c in conventions if c != SENSOR_CONVENTION]
+    if POSE2D_CONVENTION in conventions:
+        lacking = [n for n in names if "pose2d" not in store.modalities(n)]
+        if lacking:
+            raise StoreError(f"{store.path}: sample {lacking[0]} has no pose2d.npy (2D keypoints), which skeleton "
+                             f"convention {POSE2D_CONVENTION} needs ({len(lacking)} of {len(names)} samples lack it); "
+                             f"{_pose_hint(store)}")
+    needed = [c for c in conventions if c not in (SENSOR_CONVENTION, POSE2D_CONVENTION)]
     if not needed:
         return
     missing = [n for n in names if "pose3d_world" not in store.modalities(n)]
@@ -140,7 +155,9 @@ def load_conventions(store: SampleStore, name: str, conventions: Sequence[str]) 
     out: dict[str, np.ndarray] = {}
     if SENSOR_CONVENTION in conventions:
         out[SENSOR_CONVENTION] = store.load_skeleton(name)
-    extracted = [c for c in conventions if c != SENSOR_CONVENTION]
+    if POSE2D_CONVENTION in conventions:
+        out[POSE2D_CONVENTION] = load_pose2d_convention(store, name)
+    extracted = [c for c in conventions if c not in (SENSOR_CONVENTION, POSE2D_CONVENTION)]
     if extracted:
         meta = store.meta(name)
         entry = (meta.get("modalities") or {}).get("pose3d_world")
@@ -156,6 +173,37 @@ def load_conventions(store: SampleStore, name: str, conventions: Sequence[str]) 
         for convention in extracted:
             out[convention] = load_extracted(store, name, convention, world, layout)
     return {c: np.ascontiguousarray(out[c], dtype=np.float32) for c in conventions}
+
+
+def load_pose2d_convention(store: SampleStore, name: str) -> np.ndarray:
+    """float32 [M, T, 17, 3] (x, y, score) of sample ``name``'s ``pose2d.npy`` in COCO-17, x and y
+    normalised by the frame size (:data:`POSE2D_CONVENTION`), on the sensor skeleton's timeline when
+    the sample has one. Undetected keypoints (score 0) stay all zero.
+
+    Raises:
+        StoreError: no ``pose2d.npy``, or keypoints in a layout COCO-17 cannot be made from.
+    """
+    meta = store.meta(name)
+    entry = (meta.get("modalities") or {}).get("pose2d")
+    if entry is None:
+        raise StoreError(f"{store.path}: sample {name} has no pose2d.npy (2D keypoints), which skeleton convention "
+                         f"{POSE2D_CONVENTION} needs; {_pose_hint(store)}")
+    keypoints = np.asarray(store.load_pose2d(name), dtype=np.float32)
+    layout = str(entry.get("layout") or ("coco17" if keypoints.shape[2] == 17 else "blazepose33"))
+    if layout not in ("coco17", "blazepose33"):
+        raise StoreError(f"{store.path}: sample {name} has 2D keypoints in layout {layout}, from which "
+                         f"{POSE2D_CONVENTION} cannot be made (it needs coco17 or blazepose33)")
+    if layout != "coco17":
+        keypoints = convert_layout(keypoints, layout, "coco17")
+    height, width = (entry.get("frame_size_hw") or meta.get("img_shape_hw") or DEFAULT_FRAME_HW)[:2]
+    half = np.array([float(width) / 2.0, float(height) / 2.0], dtype=np.float32)
+    seen = keypoints[..., 2:3] > 0
+    xy = np.where(seen, (keypoints[..., :2] - half) / half, 0.0)
+    out = np.concatenate([xy, np.where(seen, keypoints[..., 2:3], 0.0)], axis=-1).astype(np.float32)
+    frames = sensor_timeline(meta, out.shape[1])
+    if frames is not None:
+        out = out[:, frames] if out.shape[1] else np.zeros((out.shape[0], len(frames)) + out.shape[2:], np.float32)
+    return out
 
 
 def valid_frames(x: np.ndarray) -> np.ndarray:

@@ -41,7 +41,27 @@ STATE_TENSORS_FILE = "trainer_state.safetensors"
 STATE_JSON_FILE = "trainer_state.json"
 BEST_WEIGHTS = "best.safetensors"
 BEST_JSON = "best.json"
+CLASSES_FILE = "classes.json"
+"""A work dir's class names by label (a JSON list), written when the benchmark names its classes."""
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+
+
+def read_class_names(work_dir: PathLike) -> Optional[Tuple[str, ...]]:
+    """The class names a training run recorded in ``work_dir`` (:data:`CLASSES_FILE`), or None.
+
+    Raises:
+        CheckpointError: the file exists but is not a JSON list of strings.
+    """
+    path = Path(work_dir) / CLASSES_FILE
+    if not path.is_file():
+        return None
+    try:
+        names = load_json(path)
+    except ValueError as err:
+        raise CheckpointError(path, f"not valid JSON ({err})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(path, "expected a JSON list of class names")
+    return tuple(names)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

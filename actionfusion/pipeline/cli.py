@@ -28,14 +28,44 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     config = SynthConfig(seed=args.seed, scale=args.scale)
     if args.rgb_size is not None:
         config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=args.rgb_size)
+    if args.format == "videos":
+        from ..datasets.synthetic.video_folder_format import write_synthetic_video_folder
+
+        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+        counts = write_synthetic_video_folder(Path(args.out), config, kinds=kinds, workers=args.workers,
+                                              progress=not args.quiet)
+        summary = {"out": args.out, "format": "videos", "classes": counts, "videos": sum(counts.values())}
+        print(json.dumps(summary) if args.json else
+              f"{args.out}: {summary['videos']} videos in {len(counts)} class folders ({', '.join(counts)})")
+        return 0
     summary = generate_synthetic_ntu(Path(args.out), config, workers=args.workers, progress=not args.quiet)
     print(json.dumps(summary.to_dict()) if args.json else summary.summary_text())
     return 0
 
 
+def _synth_kinds(text: str) -> str:
+    """argparse type of ``synth --kinds``: a comma-separated subset of the class kinds."""
+    from ..datasets.synthetic.video_folder_format import KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if not kinds or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(KINDS)}")
+    return text
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..datasets.store.prepare import PrepareConfig, prepare_store
+    from ..errors import UsageError
+    from .video_folder import is_video_folder
 
+    if is_video_folder(args.root):
+        return _prepare_video_folder(args)
+    video_only = [flag for flag, value in (("--labels", args.labels), ("--benchmark", args.benchmark),
+                                           ("--val-fraction", args.val_fraction),
+                                           ("--test-fraction", args.test_fraction)) if value is not None]
+    if video_only:
+        raise UsageError(f"{video_only[0]} is for a folder of your own videos; {args.root} is an NTU-format root")
     overrides = {}
     if args.modalities:
         overrides["modalities"] = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
@@ -56,6 +86,28 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         ray_address=args.ray,
     )
+    print(json.dumps(report.to_dict()) if args.json else report.summary_text())
+    return 0 if not report.failures or not args.strict else 3
+
+
+def _prepare_video_folder(args: argparse.Namespace) -> int:
+    """``prepare`` of a folder of your own videos (:mod:`.prepare_videos`)."""
+    from ..errors import UsageError
+    from .prepare_videos import DEFAULT_BENCHMARK, prepare_videos
+
+    ntu_only = [flag for flag, value in (("--modalities", args.modalities), ("--depth-size", args.depth_size),
+                                         ("--num-points", args.num_points), ("--ray", args.ray))
+                if value is not None] + (["--exclude-missing-skeletons"] if args.exclude_missing_skeletons else [])
+    if ntu_only:
+        raise UsageError(f"{ntu_only[0]} applies to NTU-format roots; {args.root} is a folder of videos "
+                         "(poses, person crops and a split are prepared from it)")
+    report = prepare_videos(
+        args.root, args.out, labels_file=args.labels, benchmark=args.benchmark or DEFAULT_BENCHMARK,
+        val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
+        test_fraction=0.2 if args.test_fraction is None else args.test_fraction, seed=args.seed,
+        workers=args.workers, progress=not args.quiet, rgb_size=192 if args.rgb_size is None else args.rgb_size,
+        rgb_quality=75 if args.rgb_quality is None else args.rgb_quality, max_persons=args.max_actors,
+        limit=args.limit)
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
 
@@ -297,7 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write the synthetic dataset in NTU RGB+D's on-disk layout")
-    p.add_argument("out", help="output root (gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/)")
+    p.add_argument("out", help="output root (ntu: gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/)")
+    p.add_argument("--format", default="ntu", choices=("ntu", "videos"),
+                   help="ntu: NTU RGB+D's layout; videos: RGB renders only, in class sub-folders (OUT/<class>/take_NNNN.avi), "
+                        "as a folder of your own videos")
+    p.add_argument("--kinds", default="motion", type=_synth_kinds,
+                   help="videos: comma-separated class kinds to render (motion, object, interaction)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
     p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
     p.add_argument("--rgb-size", type=frame_size, default=None,
@@ -307,15 +364,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("prepare", help="prepare an NTU-format root into a sample store (resumable)")
-    p.add_argument("root", help="NTU-format root (any subset of skeletons, RGB, masked depth)")
+    p = sub.add_parser("prepare", help="prepare an NTU-format root, or a folder of your own videos, into a sample "
+                                       "store (resumable)")
+    p.add_argument("root", help="NTU-format root (any subset of skeletons, RGB, masked depth), or a folder of videos: "
+                                "class sub-folders (ROOT/<class>/<video>), --labels FILE, or unlabelled")
     p.add_argument("--out", required=True, help="store directory")
     p.add_argument("--modalities", default=None, help="comma-separated subset of skeleton,rgb,depth,points")
-    p.add_argument("--rgb-size", type=int, default=None, help="side of the square RGB person crop")
-    p.add_argument("--rgb-quality", type=int, default=None, help="JPEG quality of the stored RGB frames")
+    p.add_argument("--rgb-size", type=int, default=None,
+                   help="side of the square RGB person crop (default 192; videos: 0 = no crops)")
+    p.add_argument("--rgb-quality", type=int, default=None, help="JPEG quality of the stored RGB frames (default 75)")
     p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop")
     p.add_argument("--num-points", type=int, default=None, help="points per frame")
-    p.add_argument("--max-actors", type=int, default=None)
+    p.add_argument("--max-actors", type=int, default=None,
+                   help="actors (NTU) or tracked people (videos) kept per sample (default: NTU 2, videos all)")
+    p.add_argument("--labels", default=None, help="videos: CSV with a header video,label[,split] (paths relative to ROOT)")
+    p.add_argument("--benchmark", default=None, help="videos: name of the benchmark file written into STORE/splits "
+                                                     "(default videos); train with data.benchmark: NAME")
+    p.add_argument("--val-fraction", type=float_in(0.0, 0.9), default=None,
+                   help="videos: share of each class held out for validation when the labels give no split (default 0.1)")
+    p.add_argument("--test-fraction", type=float_in(0.01, 0.9), default=None,
+                   help="videos: share of each class held out for testing (default 0.2)")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="videos: seed of the split (default 0)")
     p.add_argument("--workers", type=workers, default=2)
     p.add_argument("--limit", type=int_in(0, 10**9), default=None, help="prepare at most this many samples")
     p.add_argument(

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
+from ..datasets.benchmarks.resolve import is_benchmark_name
 from ..datasets.ntu.longtail_splits import parse_longtail_benchmark
 from ..datasets.ntu.splits import BENCHMARKS
 from ..datasets.skeleton_conventions import CONVENTIONS
@@ -157,6 +158,9 @@ class DataConfig:
     shard_streaming: bool = False
 
 
+AUTO_CLASSES = "auto"
+"""``model.num_classes: auto``: the benchmark's class count (:func:`.data_builder.resolve_num_classes`)."""
+
 SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
 """Words of a ``data.storage_options`` key that holds a credential (refused: credentials come from the environment)."""
 
@@ -172,10 +176,13 @@ class ModelConfig:
 
     ``pretrained`` loads an encoder written by ``actionfusion pretrain`` (``encoder.safetensors``)
     into the whole model; only the head's tensors may be missing from it.
+
+    ``num_classes: auto`` takes the class count of ``data.benchmark`` when the datasets are built
+    (your own videos, PKU-MMD, NW-UCLA, a pyskl pickle); the work dir's ``config.yaml`` records the number.
     """
 
     name: str = "ctrgcn"
-    num_classes: int = 60
+    num_classes: Union[int, str] = 60
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: dict[str, str] = field(default_factory=dict)
     pretrained: Optional[str] = None
@@ -403,9 +410,11 @@ UPPER_BOUNDS = {
 def _check_ranges(cfg: ExperimentConfig) -> None:
     data, optim, schedule, train = cfg.data, cfg.optim, cfg.schedule, cfg.train
     _require(bool(cfg.experiment), "experiment", "must not be empty")
-    _require(data.benchmark in BENCHMARKS or parse_longtail_benchmark(data.benchmark) is not None, "data.benchmark",
-             f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}, nor a long-tailed <base>_lt<rho> "
-             "(e.g. ntu60_xsub_lt10, after `actionfusion lt-split`)")
+    ntu = data.benchmark in BENCHMARKS or parse_longtail_benchmark(data.benchmark) is not None
+    _require(ntu or (is_benchmark_name(data.benchmark) and not data.benchmark.lower().startswith("ntu")), "data.benchmark",
+             f"{data.benchmark!r} is not one of {', '.join(BENCHMARKS)}, a long-tailed <base>_lt<rho> "
+             "(e.g. ntu60_xsub_lt10, after `actionfusion lt-split`), a store's own benchmark (letters, digits, "
+             "_.+-; not starting with 'ntu') nor a list file (.csv or .json)")
     _require(0.0 <= data.validation_fraction < 1.0, "data.validation_fraction", "must lie in [0, 1)")
     _require(bool(data.modalities), "data.modalities", "must name at least one modality")
     for i, name in enumerate(data.modalities):
@@ -462,8 +471,11 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     _require(not (source.pose_source == "extracted" and "pose_heatmap" in data.modalities
                   and data.pose_heatmap.keypoints != "pose2d"), "data.pose_heatmap.keypoints",
              "source.pose_source is 'extracted': heatmaps must read the extracted poses (keypoints: pose2d)")
-    _require(cfg.model.num_classes >= 0, "model.num_classes", "must not be negative (0 = the encoder without a head)")
-    _require(cfg.model.num_classes >= 1 or cfg.objective.name != "cross_entropy", "model.num_classes",
+    _require(cfg.model.num_classes == AUTO_CLASSES or isinstance(cfg.model.num_classes, int), "model.num_classes",
+             f"must be an integer or {AUTO_CLASSES!r} (the benchmark's class count)")
+    classes = 1 if cfg.model.num_classes == AUTO_CLASSES else int(cfg.model.num_classes)
+    _require(classes >= 0, "model.num_classes", "must not be negative (0 = the encoder without a head)")
+    _require(classes >= 1 or cfg.objective.name != "cross_entropy", "model.num_classes",
              "must be at least 1 for cross-entropy training (0, no head, is for pretraining objectives)")
     from .optim import OPTIMIZERS, SCHEDULES  # the names the trainer builds (imports torch)
 

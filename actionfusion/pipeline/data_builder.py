@@ -17,6 +17,7 @@ import numpy as np
 from ..datasets.clip_dataset import SkeletonClipDataset, ClipTransform
 from ..datasets.modality_clips import ClipReader, DepthClipReader, HeatmapClipReader, PointClipReader, RGBClipReader
 from ..datasets.multimodal_clip_dataset import MultiModalClipDataset
+from ..datasets.benchmarks import BenchmarkLists, resolve_benchmark
 from ..datasets.ntu.longtail_splits import base_benchmark, parse_longtail_benchmark
 from ..datasets.ntu.splits import split_samples
 from ..datasets.store.layout import split_file
@@ -77,7 +78,7 @@ def build_convention_transforms(data: DataConfig, train: bool,
         ConfigError: with several conventions, a transform list whose temporal crop would differ
             between conventions (:func:`~actionfusion.datasets.skeleton_conventions.check_shared_crop`).
     """
-    from ..datasets.skeleton_conventions import check_shared_crop
+    from ..datasets.skeleton_conventions import CONVENTION_LAYOUTS, SENSOR_CONVENTION, check_shared_crop
 
     sources = skeleton_sources(data)
     if sources == ("ntu25",):
@@ -90,8 +91,9 @@ def build_convention_transforms(data: DataConfig, train: bool,
             problem = check_shared_crop(specs)
             if problem:
                 raise ConfigError(f"data.{key}", problem)
-    transform = {c: build_transform(data, train, builder, layout=c) for c in sources}
-    per_layout = {c: build_view_transforms(data, builder, layout=c) for c in sources} if train else {}
+    layouts = {c: data.layout if c == SENSOR_CONVENTION else CONVENTION_LAYOUTS[c] for c in sources}
+    transform = {c: build_transform(data, train, builder, layout=layouts[c]) for c in sources}
+    per_layout = {c: build_view_transforms(data, builder, layout=layouts[c]) for c in sources} if train else {}
     views = [{c: per_layout[c][v] for c in sources} for v in range(len(next(iter(per_layout.values()), [])))]
     return transform, views
 
@@ -140,13 +142,16 @@ def open_store(path: str, storage_options: Optional[dict[str, Any]] = None) -> A
         raise ConfigError("data.store", f"{err}; {hint}") from err
 
 
-def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[str]]:
-    """``{"train", "val", "test"}`` sample names of ``cfg.data.benchmark``.
+def benchmark_lists(cfg: ExperimentConfig, store: Any) -> BenchmarkLists:
+    """The lists of ``cfg.data.benchmark`` over the store's samples (:func:`resolve_benchmark`): NTU's
+    benchmarks, a long-tailed ``<base>_lt<rho>``, the store's own benchmark files, a pyskl import's
+    named splits, or a user's CSV/JSON list.
 
-    Validation holds out whole training groups (:func:`split_samples`). When that leaves it empty
+    NTU validation holds out whole training groups (:func:`split_samples`). When that leaves it empty
     although ``validation_fraction > 0`` -- a small store whose performers miss the held-out
     groups, like the synthetic set -- a seeded per-sample fraction of train is held out instead,
-    with a warning (on real NTU data the group carve-out is never empty).
+    with a warning (on real NTU data the group carve-out is never empty). Other benchmarks without a
+    validation list get a stratified seeded share of train.
 
     A long-tailed benchmark ``<base>_lt<rho>`` takes its training list from the store's split file
     (``actionfusion lt-split``) and the base benchmark's test set; validation is carved out of that
@@ -154,28 +159,28 @@ def split_names(cfg: ExperimentConfig, names: Sequence[str]) -> dict[str, list[s
     (``data.validation_fraction: 0`` trains on the split's exact counts).
     """
     data = cfg.data
-    longtail = parse_longtail_benchmark(data.benchmark)
-    if longtail is None:
-        splits = split_samples(names, data.benchmark, exclude_missing=True,
-                               validation_fraction=data.validation_fraction, seed=cfg.seed)
-    else:
-        base, rho = longtail
-        splits = split_samples(longtail_train_names(cfg, names, base, rho), base, exclude_missing=True,
-                               validation_fraction=data.validation_fraction, seed=cfg.seed)
-        splits["test"] = split_samples(names, base, exclude_missing=True)["test"]
-    if data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
+    lists = resolve_benchmark(data.benchmark, store, validation_fraction=data.validation_fraction, seed=cfg.seed,
+                              longtail_train=lambda base, rho: longtail_train_names(cfg, store.names, base, rho))
+    splits = lists.splits
+    if lists.grouped_validation and data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
         train = splits["train"]
         count = min(len(train) - 1, max(1, int(round(data.validation_fraction * len(train)))))
         chosen = set(np.random.default_rng(cfg.seed).permutation(len(train))[:count].tolist())
-        splits["val"] = sorted(train[i] for i in chosen)
-        splits["train"] = [name for i, name in enumerate(train) if i not in chosen]
+        splits = {**splits, "val": sorted(train[i] for i in chosen),
+                  "train": [name for i, name in enumerate(train) if i not in chosen]}
         warnings.warn(
             f"{data.benchmark}: no sample of the store belongs to the held-out validation groups; "
             f"holding out {count} random training samples (seed {cfg.seed}) instead. Samples of one "
             "performer can then lie in both train and val, so val accuracy is optimistic.",
             stacklevel=2,
         )
-    return splits
+        lists = dataclasses.replace(lists, splits=splits)
+    return lists
+
+
+def split_names(cfg: ExperimentConfig, store: Any) -> dict[str, list[str]]:
+    """``{"train", "val", "test"}`` sample names of ``cfg.data.benchmark`` (:func:`benchmark_lists`)."""
+    return benchmark_lists(cfg, store).splits
 
 
 def longtail_train_names(cfg: ExperimentConfig, names: Sequence[str], base: str, rho: int) -> list[str]:
@@ -243,7 +248,8 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
         raise ConfigError("data.shard_streaming", f"streams a sharded store, but {data.store} is a folder store: pack "
                           f"it (`actionfusion pack {data.store} --out URL`) and set data.store to URL, or set "
                           "data.shard_streaming: false")
-    splits = split_names(cfg, store.names)
+    lists = benchmark_lists(cfg, store)
+    splits = lists.splits
     for part in ("train", "test"):
         if not splits[part]:
             hint = (" after the validation carve-out (lower data.validation_fraction or change seed)"
@@ -264,8 +270,9 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
                 store, names, readers,
                 skeleton_transform=build_transform(data, train, pipeline_builder) if "skeleton" in data.modalities else None,
                 clip_len=data.clip_len, num_clips=1 if train else data.test_clips, seed=cfg.seed,
-                max_persons=data.max_persons, train=train, flip_p=data.flip_p,
+                max_persons=data.max_persons, train=train, flip_p=data.flip_p, labels=lists.labels_of(names),
             )
+            datasets[part].class_names = lists.classes
             continue
         transform, view_transforms = build_convention_transforms(data, train, pipeline_builder)
         datasets[part] = SkeletonClipDataset(
@@ -280,8 +287,10 @@ def build_datasets(cfg: ExperimentConfig, pipeline_builder: Optional[PipelineBui
             view_transforms=view_transforms or None,
             source=data.skeleton_source,
             conventions=data.conventions,
+            labels=lists.labels_of(names),
         )  # StoreError (one line) when a convention needs poses the store lacks
-    datasets["test"].missing_samples = missing_test_samples(cfg, store)
+        datasets[part].class_names = lists.classes
+    datasets["test"].missing_samples = missing_test_samples(cfg, store, lists)
     datasets["test"].skipped_samples = skipped["test"]
     return datasets
 
@@ -355,14 +364,23 @@ def sample_problem(store: SampleStore, name: str, needed: set[str]) -> Optional[
     return None
 
 
-def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]:
-    """Test samples of the benchmark that the manifest records as prepared but the disk lacks.
+def missing_test_samples(cfg: ExperimentConfig, store: SampleStore, lists: Optional[BenchmarkLists] = None
+                         ) -> list[str]:
+    """Test samples of the benchmark that the manifest records as prepared but the disk lacks (for
+    NTU), or that the benchmark's list names but the store lacks (``lists.missing``).
 
     They are left out of the test set; the count is logged here and recorded in ``metrics.json``
     (``test.missing_samples``), so a damaged store never silently shrinks the test set.
     """
     from ..datasets.store.store_verify import missing_samples
 
+    if lists is not None and not lists.grouped_validation:
+        lost = list(lists.missing.get("test", []))
+        if lost:
+            logging.getLogger(__name__).warning(
+                "%s: %d test samples that %s lists are not in the store (first: %s); they are left out and counted "
+                "in metrics.json", store.location, len(lost), lists.source, lost[0])
+        return lost
     missing = missing_samples(store)
     if not missing:
         return []
@@ -376,3 +394,33 @@ def missing_test_samples(cfg: ExperimentConfig, store: SampleStore) -> list[str]
             "out and counted in metrics.json: run `actionfusion prepare` again to restore them",
             store.path, len(lost), cfg.data.benchmark, lost[0])
     return lost
+
+
+def resolve_num_classes(cfg: ExperimentConfig, datasets: Any) -> ExperimentConfig:
+    """``cfg`` with ``model.num_classes: auto`` replaced by the benchmark's class count, checked
+    against the labels of ``datasets`` (``{split: dataset}``).
+
+    The count is the number of class names the benchmark gives, else 120 for an NTU RGB+D 120 and 60
+    for an NTU RGB+D 60 benchmark, else the largest label + 1.
+
+    Raises:
+        ConfigError: a label reaches ``model.num_classes`` (the head would have no output for it).
+    """
+    from .config import AUTO_CLASSES
+
+    parts = [d for d in (datasets.values() if isinstance(datasets, dict) else datasets) if d is not None]
+    labels = [int(label) for d in parts for label in (getattr(d, "labels", None) or [])]
+    top = max(labels) if labels else -1
+    names = next((d.class_names for d in parts if getattr(d, "class_names", None) is not None), None)
+    configured = cfg.model.num_classes
+    if configured == AUTO_CLASSES:
+        benchmark = base_benchmark(cfg.data.benchmark) if parse_longtail_benchmark(cfg.data.benchmark) else \
+            cfg.data.benchmark
+        count = (len(names) if names is not None else 120 if benchmark.startswith("ntu120") else
+                 60 if benchmark.startswith("ntu60") else top + 1)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=max(count, top + 1, 1)))
+    elif int(configured) > 0 and top >= int(configured):
+        size = f" ({cfg.data.benchmark} has {len(names)} classes)" if names is not None else ""
+        raise ConfigError("model.num_classes", f"is {configured}, but the labels of {cfg.data.benchmark} reach {top}"
+                                               f"{size}: set model.num_classes: auto, or {top + 1}")
+    return cfg

@@ -152,7 +152,7 @@ def run_demo(out: Path, seed: int = 0, workers: int = 2, scale: str = "default",
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the validation carve-out warning was already shown by training
-        test_names = split_names(cfg, store.names)["test"]
+        test_names = split_names(cfg, store)["test"]
     features = extract_demo_features(work_dir, raw_root, features_dir, test_names)
     timings["features_s"] = time.perf_counter() - start
 

@@ -179,6 +179,7 @@ def extract_poses_batch(
     ray_address: Optional[str] = None,
     ray_cpus_per_actor: float = 1.0,
     ray_gpus_per_actor: float = 0.0,
+    source: Optional[str] = None,
 ) -> ExtractionReport:
     """Extract the poses of many videos into a sample store (see the module docstring).
 
@@ -205,6 +206,7 @@ def extract_poses_batch(
         ray_cpus_per_actor: CPUs each Ray actor reserves.
         ray_gpus_per_actor: GPUs (or a fraction) each Ray actor reserves (GPU backends such as
             mmpose, with ``device="cuda"``); 0 runs on CPUs.
+        source: what the manifest records as the store's source (default: the inputs as text).
     Returns:
         the :class:`ExtractionReport` (failures also in ``<store>/pose_failures.json``).
     Raises:
@@ -233,7 +235,7 @@ def extract_poses_batch(
     if limit is not None:
         jobs = jobs[: max(int(limit), 0)]
     record = {"backend": backend, "layout": layout, "max_persons": max_persons}
-    _open_store(out, inputs, record, overwrite)
+    _open_store(out, source if source is not None else inputs, record, overwrite)
     settings = ExtractSettings(out=str(out), backend=backend, device=device, layout=layout, max_persons=max_persons,
                                estimator_kwargs=tuple(sorted((estimator_kwargs or {}).items())),
                                estimator_factory=estimator_factory)

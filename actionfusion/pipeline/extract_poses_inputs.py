@@ -46,15 +46,15 @@ def sample_name_for_video(path: PathLike) -> tuple[str, Optional[int]]:
     return ("_" + stem[1:] if stem.startswith(".") else stem) or "video", None
 
 
-def collect_video_jobs(inputs: Union[PathLike, Sequence[PathLike]]) -> list[VideoJob]:
+def collect_video_jobs(inputs: Union[PathLike, Sequence[Union[PathLike, VideoJob]]]) -> list[VideoJob]:
     """The videos named by ``inputs``, sorted by sample name.
 
     Args:
         inputs: one or more of: an NTU-format root directory (every sample that has an RGB
             video, via :func:`~actionfusion.datasets.ntu.index.scan_ntu_root`); a list file
             (``.txt``/``.lst``/``.list``: one video path a line, ``#`` comments, relative paths
-            taken from the list's folder); a video file. A missing video is kept (it becomes a
-            failure-report entry).
+            taken from the list's folder); a video file; a :class:`VideoJob` (name and label given).
+            A missing video is kept (it becomes a failure-report entry).
     Raises:
         StoreError: a list file that cannot be read, or two videos that map to one sample name.
     """
@@ -67,6 +67,9 @@ def collect_video_jobs(inputs: Union[PathLike, Sequence[PathLike]]) -> list[Vide
         jobs[job.name] = job
 
     for item in items:
+        if isinstance(item, VideoJob):  # named and labelled by the caller (your own videos' prepare)
+            add(item)
+            continue
         path = Path(item)
         if path.is_dir():
             index = scan_ntu_root(path)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
-from ..datasets.ntu.constants import NTU120_CLASS_NAMES
 from .cli_types import int_in
 from ..io import (
     atomic_publish_dir,
@@ -62,17 +61,12 @@ def feature_arrays(feats: "SampleFeatures") -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
 
 
-def class_name(index: int) -> Optional[str]:
-    """The NTU RGB+D 120 name of 0-based class ``index`` (None outside 0..119)."""
-    return NTU120_CLASS_NAMES[index] if 0 <= index < len(NTU120_CLASS_NAMES) else None
-
-
 def index_entry(feats: "SampleFeatures", file: str) -> dict[str, Any]:
     """The index record of one written sample (see the module docstring)."""
     top1 = feats.top1
     return {
         "file": file, "input": feats.input, "modalities_used": list(feats.modalities_used),
-        "top1": top1, "top1_class": class_name(top1), "top1_probability": float(feats.probabilities[top1]),
+        "top1": top1, "top1_class": feats.top1_class, "top1_probability": float(feats.probabilities[top1]),
         "dims": {k: int(v.shape[-1]) for k, v in feature_arrays(feats).items()},
     }
 

@@ -46,7 +46,7 @@ from ..datasets.store.prepare_config import PrepareConfig
 from ..datasets.store.prepare_sample import error_text
 from ..datasets.store.sample_store import SampleStore
 from ..errors import ActionFusionError
-from .checkpoints import load_weights
+from .checkpoints import load_weights, read_class_names
 from .config import ConfigError, ExperimentConfig
 from .data_builder import build_readers, build_transform
 from .feature_cache import PendingPreparation, RawSampleCache
@@ -82,6 +82,8 @@ class SampleFeatures:
         probabilities: [C] clip-averaged softmax.
         modalities_used: the batch keys the model was given (``skeleton``, ``rgb``, ``depth``, ...).
         input: the input as text.
+        class_names: the model's class names by label (the training run's ``classes.json``), or None
+            (NTU RGB+D 120's names).
     """
 
     name: str
@@ -92,11 +94,20 @@ class SampleFeatures:
     probabilities: np.ndarray
     modalities_used: list[str]
     input: str = ""
+    class_names: Optional[tuple[str, ...]] = None
 
     @property
     def top1(self) -> int:
         """The index of the most probable class."""
         return int(np.argmax(self.probabilities))
+
+    @property
+    def top1_class(self) -> Optional[str]:
+        """The name of :attr:`top1` (None when it has none)."""
+        from ..datasets.ntu.constants import NTU120_CLASS_NAMES
+
+        names = NTU120_CLASS_NAMES if self.class_names is None else self.class_names
+        return names[self.top1] if 0 <= self.top1 < len(names) else None
 
 
 @dataclass
@@ -138,6 +149,7 @@ class FeatureExtractor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.cfg = cfg
+        self.class_names: Optional[tuple[str, ...]] = None  # the model's class names (None: NTU RGB+D 120's)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = int(batch_size)
@@ -182,9 +194,11 @@ class FeatureExtractor:
         weights, cfg, config_path = resolve_checkpoint(path, config)
         model = build_model(cfg)
         load_weights(weights, model, strict=True)
-        return cls(model, cfg, device=device, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
-                   prepare_config=prepare_config, config_dir=config_path.parent if config_path else None,
-                   prepare_workers=prepare_workers)
+        extractor = cls(model, cfg, device=device, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+                        prepare_config=prepare_config, config_dir=config_path.parent if config_path else None,
+                        prepare_workers=prepare_workers)
+        extractor.class_names = read_class_names(config_path.parent) if config_path else None
+        return extractor
 
     # -- lifecycle
 
@@ -396,7 +410,8 @@ class FeatureExtractor:
         branch_np = {e: per_sample(t) for e, t in branches.items()}
         return [SampleFeatures(name="", fused=fused_np[i], modalities={e: v[i] for e, v in modality_np.items()},
                                branches={e: v[i] for e, v in branch_np.items()}, logits=logits_np[i],
-                               probabilities=probabilities[i], modalities_used=list(keys))
+                               probabilities=probabilities[i], modalities_used=list(keys),
+                               class_names=self.class_names)
                 for i in range(len(clips))]
 
 

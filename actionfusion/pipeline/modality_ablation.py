@@ -72,10 +72,12 @@ def evaluate_modality_subsets(cfg: Any, work_dir: Union[str, Path], split: str =
         {subset: metrics} ({} when the model is not a multi-encoder Recognizer).
     """
     from .data_builder import build_datasets
+    from .resume_config import with_recorded_num_classes
     from .synthetic_report import accuracy_by_class_kind
     from .trainer import build_model, limit_cpu_threads
 
     work_dir = Path(work_dir)
+    cfg = with_recorded_num_classes(cfg, work_dir)  # num_classes: auto, as training resolved it
     ctx = init_distributed()
     try:
         limit_cpu_threads(cfg, ctx)

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..datasets.skeleton_conventions import CONVENTION_LAYOUTS
 from ..errors import ActionFusionError, MissingDependencyError
 from ..io import atomic_write_bytes
 from .model_inputs import model_input_keys
@@ -332,7 +333,7 @@ def _config_shape(cfg: Any, key: str, frames: int, channels: int) -> tuple[int, 
         from ..modalities.skeleton.layouts import get_layout
 
         # the convention the batch key holds: the sensor's layout, or the extracted poses' (coco17, ...)
-        layout = data.layout if data.skeleton_source == "ntu25" else data.skeleton_source
+        layout = data.layout if data.skeleton_source == "ntu25" else CONVENTION_LAYOUTS[data.skeleton_source]
         return (data.max_persons, frames, len(get_layout(layout).joint_names), channels)
     if key == "rgb":
         return (3, data.rgb.num_frames, data.rgb.size, data.rgb.size)

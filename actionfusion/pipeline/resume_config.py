@@ -101,3 +101,20 @@ def check_finished_run(work_dir: Path, config: Mapping[str, Any]) -> None:
         shown = ", ".join(changed[:12]) + (f" and {len(changed) - 12} more" if len(changed) > 12 else "")
         raise ResumeConfigError(f"{path}: this folder holds a finished run of another config (differs in {shown}): "
                                 "give another --work-dir")
+
+
+def with_recorded_num_classes(cfg: Any, work_dir: Path) -> Any:
+    """``cfg`` whose ``model.num_classes: auto`` takes the count the run in ``work_dir`` resolved and
+    recorded in its ``config.yaml`` (unchanged when the count is a number or nothing is recorded)."""
+    import dataclasses
+
+    from ..io import load_yaml
+
+    path = Path(work_dir) / CONFIG_FILE
+    if isinstance(cfg.model.num_classes, int) or not path.is_file():
+        return cfg
+    record = load_yaml(path)
+    recorded = ((record.get("model") if isinstance(record, dict) else None) or {}).get("num_classes")
+    if not isinstance(recorded, int) or isinstance(recorded, bool):
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=recorded))

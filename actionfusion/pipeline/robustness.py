@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..datasets.skeleton_conventions import CONVENTION_LAYOUTS
 from ..errors import UsageError, one_line
 from ..modalities.skeleton.completion import COMPLETIONS, complete
 from ..modalities.skeleton.corruption import CORRUPTIONS, LEVELS, SEVERITIES, corrupt
@@ -223,7 +224,7 @@ def evaluate_robustness(cfg: Any, checkpoint: PathLike, corruptions: Sequence[st
     if "skeleton" not in cfg.data.modalities:
         raise UsageError(f"{cfg.experiment}: robustness corrupts skeletons, and data.modalities "
                          f"{list(cfg.data.modalities)} has none")
-    layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
+    layout = CONVENTION_LAYOUTS[cfg.data.skeleton_source] if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
     network = None
     if completion == "finetec":
         from ..modalities.skeleton.layouts import get_layout
@@ -314,7 +315,7 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
         from ..modalities.skeleton.layouts import get_layout
 
         for cfg in configs:
-            layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
+            layout = CONVENTION_LAYOUTS[cfg.data.skeleton_source] if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
             load_completion_network(completion_weights, int(cfg.data.clip_len), get_layout(layout).num_joints)
     target = Path(out) if out is not None else _default_out(runs[0][1])
     reports = [evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,

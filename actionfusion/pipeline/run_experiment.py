@@ -4,7 +4,9 @@ Stages, each resumable (a rerun after a kill continues where it stopped, and ski
 
 1. **prepare** ``source.raw_root`` (an NTU-format root) into ``data.store``: every modality the
    root has (skeleton, RGB crops, masked depth, points), with ``prepare``'s defaults or the
-   ``source`` sizes. Skipped when ``source.raw_root`` is null (the store must exist).
+   ``source`` sizes. Skipped when ``source.raw_root`` is null (the store must exist). A folder of
+   your own videos (class sub-folders) is prepared by :mod:`.prepare_videos` instead: extracted
+   poses, person crops, and the benchmark file ``data.benchmark`` names (``videos``).
 2. **extract poses** (``source.pose_source: extracted``): the 2D pose model over every video of the
    root, into the same store (``pose2d``), read by heatmap clips with ``keypoints: pose2d``.
 3. **train** into the work dir (resumed from its newest checkpoint; skipped once ``metrics.json``
@@ -66,10 +68,14 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
 
     if cfg.source.raw_root is not None:
         from ..datasets.store.prepare import prepare_store
+        from .video_folder import is_video_folder
 
         root = Path(cfg.source.raw_root)
         if not root.is_dir():
             raise ConfigError("source.raw_root", f"no directory at {str(root)!r} (relative to {Path.cwd()})")
+    if cfg.source.raw_root is not None and is_video_folder(root):
+        summary["prepare"] = _prepare_video_folder(cfg, root, store, workers, progress, timings)
+    elif cfg.source.raw_root is not None:
         _say(f"[prepare] {root} -> {store}", progress)
         start = time.perf_counter()
         report = prepare_store(root, store, prepare_config_of(cfg), workers=workers, progress=progress)
@@ -122,6 +128,32 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
     summary["timings"] = timings
     atomic_write_json(work_dir / "run_summary.json", summary)
     return summary
+
+
+def _prepare_video_folder(cfg: Any, root: Path, store: Path, workers: int, progress: bool,
+                          timings: Dict[str, float]) -> Dict[str, Any]:
+    """``run`` of a folder of your own videos: :func:`~.prepare_videos.prepare_videos` writes the
+    store and its benchmark file under ``data.benchmark``'s name (``videos`` when it is NTU's or a path)."""
+    from ..datasets.benchmarks.resolve import is_list_path
+    from ..datasets.ntu.splits import BENCHMARKS
+    from .prepare_videos import DEFAULT_BENCHMARK, prepare_videos
+
+    benchmark = cfg.data.benchmark
+    if benchmark in BENCHMARKS or is_list_path(benchmark) or benchmark.startswith("ntu"):
+        benchmark = DEFAULT_BENCHMARK
+    _say(f"[prepare videos] {root} -> {store} (poses, person crops, benchmark {benchmark})", progress)
+    start = time.perf_counter()
+    report = prepare_videos(root, store, benchmark=benchmark, seed=int(cfg.seed), workers=workers, progress=progress,
+                            rgb_size=int(cfg.source.rgb_size) if cfg.source.rgb_size is not None else 192,
+                            backend=cfg.source.pose_backend)
+    timings["prepare_s"] = time.perf_counter() - start
+    if report.failures:
+        _say(f"[prepare videos] {len(report.failures)} videos failed (listed in {store}/pose_failures.json):",
+             progress)
+        for failure in report.failures[:20]:
+            _say(f"  {failure['sample']}: {failure['error']}", progress)
+    return {"videos": report.num_videos, "done": report.num_extracted, "skipped": report.num_skipped,
+            "failures": len(report.failures), "classes": len(report.classes), "splits": report.splits}
 
 
 def run_cli(config_path: PathLike, overrides: Sequence[str] = (), work_dir: Optional[PathLike] = None,

@@ -26,7 +26,7 @@ from torch import nn
 from ..io import atomic_write_json
 from ..errors import UnknownNameError
 from ..registry import create_model
-from .checkpoints import BEST_WEIGHTS, MODEL_FILE, load_weights, unwrap_model
+from .checkpoints import BEST_WEIGHTS, CLASSES_FILE, MODEL_FILE, load_weights, unwrap_model
 from .config import ConfigError
 from .distributed import DistContext, barrier, init_distributed, per_process_batch_size, shutdown_distributed, wrap_model
 from .engine import (check_selection_metric, check_work_dir, epoch_seed, fit, limit_cpu_threads, seed_everything,
@@ -61,6 +61,9 @@ def build_model(cfg: Any, num_classes: Optional[int] = None) -> nn.Module:
     """``create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.kwargs)``
     (``num_classes`` replaces the config's, e.g. 0 for the encoder without its head)."""
     classes = cfg.model.num_classes if num_classes is None else num_classes
+    if not isinstance(classes, int):
+        raise ConfigError("model.num_classes", f"is {classes!r}: the class count is resolved from data.benchmark when "
+                                               "the datasets are built (train, evaluate); give a number here")
     try:
         return create_model(cfg.model.name, num_classes=classes, **dict(cfg.model.kwargs or {}))
     except UnknownNameError as err:
@@ -174,7 +177,10 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     if not getattr(objective, "needs_labels", True):
         raise ConfigError("objective.name", f"{cfg.objective.name!r} is a pretraining objective: "
                                             "run `actionfusion pretrain CONFIG` instead of train")
+    from .data_builder import resolve_num_classes
+
     datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
+    cfg = resolve_num_classes(cfg, datasets)
     has_val = len(datasets.get("val") or []) > 0
     if has_val:
         check_selection_metric(cfg.train.select_by, SUPERVISED_VAL_METRICS)
@@ -216,7 +222,11 @@ def _train(cfg: Any, work_dir: Path, resume: bool, progress: bool, datasets: Opt
     if longtail is not None:
         results["longtail"] = longtail
     if ctx.is_main:
-        write_evaluation_outputs(work_dir, test_scores, test_labels, list(datasets["test"].names), "test")
+        class_names = getattr(datasets["test"], "class_names", None)
+        write_evaluation_outputs(work_dir, test_scores, test_labels, list(datasets["test"].names), "test",
+                                 class_names=class_names)
+        if class_names is not None:
+            atomic_write_json(work_dir / CLASSES_FILE, list(class_names))
         atomic_write_json(work_dir / "metrics.json", results)
     for split in ("val", "test"):
         if split in results:
@@ -260,6 +270,9 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
         datasets = dict(datasets) if datasets is not None else _default_datasets(cfg)
         if not len(datasets.get(split) or []):
             raise ValueError(f"the {split} split of {cfg.experiment} is empty")
+        from .data_builder import resolve_num_classes
+
+        cfg = resolve_num_classes(cfg, datasets)
         model = wrap_model(FeaturesAndLogits(build_model(cfg)), ctx)
         weights = weights_path(checkpoint)
         load_weights(weights, unwrap_model(model))
@@ -276,7 +289,8 @@ def evaluate(cfg: Any, checkpoint: PathLike, split: str = "test", work_dir: Opti
             result["longtail"] = longtail
         if work_dir is not None and ctx.is_main:
             out = Path(work_dir)
-            write_evaluation_outputs(out, scores, labels, list(datasets[split].names), split, f"_{split}")
+            write_evaluation_outputs(out, scores, labels, list(datasets[split].names), split, f"_{split}",
+                                     class_names=getattr(datasets[split], "class_names", None))
             atomic_write_json(out / f"metrics_{split}.json", result)
         barrier(ctx)
         return result

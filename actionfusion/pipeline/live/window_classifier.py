@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from ...datasets.clip_dataset import fit_length, fit_persons
-from ...datasets.skeleton_conventions import SENSOR_CONVENTION, world_to_sensor_axes
+from ...datasets.skeleton_conventions import POSE2D_CONVENTION, SENSOR_CONVENTION, world_to_sensor_axes
 from ...errors import MissingDependencyError, UsageError
 from ...modalities.skeleton.layouts import convert_layout, get_layout
-from ..checkpoints import load_weights
+from ..checkpoints import load_weights, read_class_names
 from ..config import ExperimentConfig
 from ..data_builder import build_transform
 from ..feature_checkpoint import resolve_checkpoint
@@ -73,6 +73,9 @@ class WindowClassifier:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         source = cfg.data.skeleton_source
+        if source == POSE2D_CONVENTION:
+            raise UsageError(f"the model reads 2D keypoints ({POSE2D_CONVENTION}); window recognition feeds world "
+                             "keypoints: train on data.skeleton_source coco17 or blazepose33 for it")
         self.convention = cfg.data.layout if source == SENSOR_CONVENTION else source
         self.num_joints = get_layout(self.convention).num_joints
         self.max_persons = int(cfg.data.max_persons)
@@ -91,9 +94,11 @@ class WindowClassifier:
         """Load a training work dir, an epoch checkpoint dir or a weights file (``config.yaml``
         beside or above it, or ``config``); weights load safely and strictly. ``onnx``: run that
         export of it in ONNX Runtime instead."""
-        weights, cfg, _ = resolve_checkpoint(Path(path), config)
+        weights, cfg, config_path = resolve_checkpoint(Path(path), config)
         model = build_model(cfg)
         load_weights(weights, model, strict=True)
+        if class_names is None and config_path is not None:
+            class_names = read_class_names(config_path.parent)  # the training run's classes.json
         return cls(model, cfg, device=device, class_names=class_names, onnx=onnx)
 
     def class_name(self, label: int) -> str:
