@@ -101,3 +101,36 @@ def test_fewshot_probe_reports_episodes(pretrained):
     assert result["held_out_of_pretraining"] is False
     one_shot = result["settings"]["5way_1shot"]
     assert one_shot["episodes"] == 1000 and 0.0 <= one_shot["accuracy_mean"] <= 1.0
+
+
+def test_transfer_pretrains_on_the_source_and_fine_tunes_on_another_benchmark(pretrained):
+    """Source: MAMP pretraining on the store's ntu60_xsub; target: a user's list of the same samples with
+    their own 5 class names (another label space: the head has 5 outputs, ``num_classes: auto``)."""
+    from actionfusion.datasets.ntu.names import parse_sample_name
+    from actionfusion.datasets.store.sample_store import SampleStore
+
+    root = pretrained["root"]
+    names = SampleStore(root / "store").names
+    rows = ["sample,split,label"] + [f"{n},{'train' if parse_sample_name(n).performer == 1 else 'test'},"
+                                     f"action{parse_sample_name(n).action:03d}" for n in names]
+    (root / "target.csv").write_text("\n".join(rows) + "\n")
+    source = [f"--source-set={o}" for o in TINY_MAMP + [f"data.store={root / 'store'}", "schedule.epochs=1",
+                                                         "objective.kwargs.num_frames=16", "objective.kwargs.encoder_dim=32",
+                                                         "objective.kwargs.decoder_dim=32", "objective.kwargs.decoder_depth=1",
+                                                         "objective.kwargs.decoder_heads=2"]]
+    out = root / "transfer"
+    args = ["probe", "configs/synthetic/mamp_probe.yaml", "--protocol", "transfer", "--source-config",
+            "configs/synthetic/mamp_pretrain.yaml", *source, "--work-dir", str(out), "--epochs", "1",
+            *pretrained["sets"], f"--set=data.benchmark={root / 'target.csv'}", "--set=model.num_classes=auto"]
+    assert main(args) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["protocol"] == "transfer" and result["source"]["benchmark"] == "ntu60_xsub"
+    assert result["target"]["benchmark"].endswith("target.csv")
+    encoder = out / "pretrain" / "encoder.safetensors"
+    assert result["source"]["pretrained"] == str(encoder)
+    trained = load_file(out / "seed_0" / "best.safetensors")
+    assert trained["head.fc2.weight"].shape[0] == 5  # the target's 5 classes, not the source's 60
+    assert json.loads((out / "seed_0" / "classes.json").read_text()) == [f"action{a:03d}" for a in (1, 3, 23, 28, 58)]
+    stamp = encoder.stat().st_mtime_ns
+    assert main(args) == 0  # finished: neither the pretraining nor the fine-tuning runs again
+    assert encoder.stat().st_mtime_ns == stamp

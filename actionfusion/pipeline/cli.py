@@ -127,8 +127,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_store_info(args: argparse.Namespace) -> int:
     from ..datasets.store.sample_store import SampleStore
 
+    from ..datasets.benchmarks import available_benchmarks
+
     store = SampleStore(Path(args.store))
     summary = store.summary()
+    summary["benchmarks"] = available_benchmarks(store)  # besides NTU's: data.benchmark may name any of them
     if not args.verify:
         print(json.dumps(summary, indent=2))
         return 0
@@ -249,7 +252,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return run_probe_cli(args.config, args.pretrained, args.protocol, args.set or [], args.work_dir,
                          percent=args.percent, seeds=args.seeds, epochs=args.epochs, resume=args.resume,
                          allow_config_change=args.allow_config_change,
-                         calibrate_random_bn=not args.initial_bn_statistics)
+                         calibrate_random_bn=not args.initial_bn_statistics, source_config=args.source_config,
+                         source_overrides=args.source_set or [])
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -487,12 +491,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: go on although the config changed, recording it as config.resume_N.yaml")
     p.set_defaults(func=_cmd_pretrain)
 
-    p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi or fewshot",
+    p = sub.add_parser("probe", help="evaluate a pretrained encoder: linear, knn, finetune, semi, fewshot or transfer",
                        formatter_class=DefaultsHelpFormatter)
     p.add_argument("config", help="the downstream config (model, data, fine-tune recipe), a name or a YAML file, e.g. synthetic/mamp_probe")
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS",
                    help="encoder.safetensors from `actionfusion pretrain` (omit for the random-init baseline)")
-    p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot"))
+    p.add_argument("--protocol", required=True, choices=("linear", "knn", "finetune", "semi", "fewshot", "transfer"))
+    p.add_argument("--source-config", default=None, metavar="PRETRAIN_CONFIG",
+                   help="transfer: the pretraining config of the source benchmark (pretrained into WORK_DIR/pretrain)")
+    p.add_argument("--source-set", action="append", default=None, metavar="KEY=VALUE",
+                   help="transfer: override a value of the source config (repeatable)")
     p.add_argument("--percent", type=float_in(0.0, 100.0, low_open=True), default=10.0, help="semi: labelled share of the training split, in percent")
     p.add_argument("--seeds", type=int_in(1, 1000), default=1, help="runs with seeds 0..N-1 (semi: a different subset each)")
     p.add_argument("--epochs", type=int_in(1, 10**6), default=None, help="training epochs (default: the protocol's recipe)")

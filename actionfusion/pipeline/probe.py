@@ -16,6 +16,11 @@ the same protocol and budget):
 * ``semi``: ``finetune`` on a ``--percent`` labelled subset of the training split, stratified so
   every class is represented, drawn anew for every seed (:func:`~.protocols.label_subsets.labelled_subset`);
   mean and standard deviation over ``--seeds``.
+* ``transfer``: pretrain on one benchmark and fine-tune on another (MAMP's NTU-60 -> PKU-MMD II):
+  ``--source-config`` is the pretraining config (its store and benchmark), CONFIG the downstream
+  one; the source run goes to ``WORK_DIR/pretrain`` (resumed, or reused once its encoder is
+  written), then ``finetune`` runs on CONFIG from that encoder. ``--pretrained`` instead of
+  ``--source-config`` fine-tunes an encoder pretrained elsewhere. ``metrics.json`` records both sides.
 * ``fewshot``: N-way K-shot episodes (5-way 1- and 5-shot, 15 queries, 1,000 episodes) with a
   nearest-prototype classifier on frozen features of the test split's novel classes: NTU120's
   one-shot classes for NTU120 benchmarks (plus the official 20-way one-shot episode with its
@@ -43,12 +48,12 @@ from .engine import limit_cpu_threads, seed_everything
 from .feature_bank import pooled_features
 from .loaders import build_eval_loader
 from .pretrain import class_names_of, knn_scores
-from .resume_config import check_finished_run
+from .resume_config import check_finished_run, with_recorded_num_classes
 from .trainer import build_model, default_work_dir, train
 
 PathLike = Union[str, Path]
 
-PROTOCOLS = ("linear", "knn", "finetune", "semi", "fewshot")
+PROTOCOLS = ("linear", "knn", "finetune", "semi", "fewshot", "transfer")
 FROZEN_PROTOCOLS = ("linear", "knn", "fewshot")
 """The protocols that read a frozen encoder in eval mode (its BatchNorm statistics as they are)."""
 LINEAR_RECIPE: Dict[str, Any] = {
@@ -96,7 +101,7 @@ def protocol_config(cfg: ExperimentConfig, protocol: str, pretrained: Optional[s
                          "init": {"encoder": pretrained} if pretrained else {}, "pretrained": None}
     else:
         model["pretrained"] = pretrained
-        probe = build_model(cfg)
+        probe = build_model(cfg, num_classes=0)  # only asks whether the model defines layers
         if hasattr(probe, "layer_id"):
             data["optim"].update({"name": "adamw_layer_decay", "layer_decay": FINETUNE_LAYER_DECAY, "lr_mult": {}})
     return ExperimentConfig.from_dict(data)
@@ -135,7 +140,7 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
         run_dir = work_dir / f"seed_{seed}"
         done = run_dir / "metrics.json"
         if done.is_file():
-            check_finished_run(run_dir, run_cfg.to_dict())
+            check_finished_run(run_dir, with_recorded_num_classes(run_cfg, run_dir).to_dict())
             metrics = json.loads(done.read_text())
         else:
             datasets = labelled_datasets(run_cfg, percent if protocol == "semi" else None, seed)
@@ -159,6 +164,7 @@ def run_trained_protocol(cfg: ExperimentConfig, protocol: str, pretrained: Optio
 def _plot_trained(run_cfg: ExperimentConfig, run_dir: Path, work_dir: Path) -> None:
     from .checkpoints import BEST_WEIGHTS, load_weights
 
+    run_cfg = with_recorded_num_classes(run_cfg, run_dir)  # num_classes: auto, as the run resolved it
     model = build_model(run_cfg)
     load_weights(run_dir / BEST_WEIGHTS, model)
     _plot_features(run_cfg, model, work_dir)
@@ -306,11 +312,50 @@ def run_fewshot_protocol(cfg: ExperimentConfig, pretrained: Optional[str], work_
     return result
 
 
+def run_transfer_protocol(cfg: ExperimentConfig, source_cfg: Optional[ExperimentConfig], pretrained: Optional[str],
+                          work_dir: Path, seeds: int, epochs: Optional[int], resume: bool, progress: bool = True,
+                          allow_config_change: bool = False) -> Dict[str, Any]:
+    """``transfer``: pretrain ``source_cfg`` into ``work_dir/pretrain`` (unless ``pretrained`` is given),
+    then fine-tune ``cfg`` from its encoder (:func:`run_trained_protocol`)."""
+    from .pretrain import ENCODER_WEIGHTS, pretrain
+
+    source: Dict[str, Any] = {"pretrained": pretrained}
+    if pretrained is None:
+        if source_cfg is None:
+            raise ConfigError("--source-config", "the transfer protocol pretrains on a source benchmark: give "
+                                                 "--source-config PRETRAIN_CONFIG (or --pretrained ENCODER)")
+        if getattr(build_objective_of(source_cfg), "needs_labels", True):
+            raise ConfigError("--source-config", f"{source_cfg.experiment}: objective {source_cfg.objective.name!r} is "
+                                                 "supervised; the source of a transfer is a pretraining config")
+        source_dir = work_dir / "pretrain"
+        encoder = source_dir / ENCODER_WEIGHTS
+        if not encoder.is_file():
+            started = (source_dir / "checkpoints").is_dir() and any((source_dir / "checkpoints").iterdir())
+            pretrain(source_cfg, source_dir, resume=started, progress=progress, allow_config_change=allow_config_change)
+        pretrained = str(encoder)
+        source = {"experiment": str(source_cfg.experiment), "store": source_cfg.data.store,
+                  "benchmark": source_cfg.data.benchmark, "objective": source_cfg.objective.name,
+                  "pretrained": pretrained}
+    result = run_trained_protocol(cfg, "finetune", pretrained, work_dir, seeds, None, epochs, resume, progress,
+                                  allow_config_change)
+    result.update({"protocol": "transfer", "source": source,
+                   "target": {"store": cfg.data.store, "benchmark": cfg.data.benchmark}})
+    return result
+
+
+def build_objective_of(cfg: ExperimentConfig) -> Any:
+    """The config's objective module (to ask whether it needs labels)."""
+    from .trainer import build_objective
+
+    return build_objective(cfg)
+
+
 def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_dir: PathLike,
           percent: float = 10.0, seeds: int = 1, epochs: Optional[int] = None, resume: bool = False,
-          progress: bool = True, calibrate_random_bn: bool = True, allow_config_change: bool = False) -> Dict[str, Any]:
-    """Run ``protocol`` on ``cfg``'s model from ``pretrained`` (None: random init); returns and
-    writes ``work_dir/metrics.json``.
+          progress: bool = True, calibrate_random_bn: bool = True, allow_config_change: bool = False,
+          source_cfg: Optional[ExperimentConfig] = None) -> Dict[str, Any]:
+    """Run ``protocol`` on ``cfg``'s model from ``pretrained`` (None: random init; ``transfer``:
+    pretrained on ``source_cfg``); returns and writes ``work_dir/metrics.json``.
 
     From random initialisation, the frozen-encoder protocols (linear, kNN, few-shot) first
     re-estimate the encoder's BatchNorm statistics on the training clips
@@ -327,7 +372,10 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
     if pretrained is None and protocol in FROZEN_PROTOCOLS and calibrate_random_bn:
         calibrated = calibrated_random_encoder(cfg, work_dir)
         pretrained = calibrated
-    if protocol == "knn":
+    if protocol == "transfer":
+        result = run_transfer_protocol(cfg, source_cfg, pretrained, work_dir, seeds, epochs, resume, progress,
+                                       allow_config_change)
+    elif protocol == "knn":
         result = run_knn_protocol(cfg, pretrained, work_dir)
     elif protocol == "fewshot":
         result = run_fewshot_protocol(cfg, pretrained, work_dir)
@@ -346,13 +394,18 @@ def probe(cfg: ExperimentConfig, pretrained: Optional[str], protocol: str, work_
 def run_probe_cli(config_path: PathLike, pretrained: Optional[str], protocol: str, overrides: Sequence[str] = (),
                   work_dir: Optional[PathLike] = None, percent: float = 10.0, seeds: int = 1,
                   epochs: Optional[int] = None, resume: bool = False, calibrate_random_bn: bool = True,
-                  allow_config_change: bool = False) -> int:
+                  allow_config_change: bool = False, source_config: Optional[PathLike] = None,
+                  source_overrides: Sequence[str] = ()) -> int:
     """``actionfusion probe CONFIG --pretrained W --protocol P [...]``: prints the metrics JSON."""
     cfg = load_config(config_path, list(overrides))
+    if source_config is not None and protocol != "transfer":
+        raise ConfigError("--source-config", f"is for --protocol transfer, not {protocol}")
+    source_cfg = load_config(source_config, list(source_overrides)) if source_config is not None else None
     suffix = protocol + (f"{percent:g}pct" if protocol == "semi" else "") + ("" if pretrained else "_scratch")
     out = Path(work_dir) if work_dir is not None else default_work_dir(cfg).with_name(f"{cfg.experiment}_{suffix}")
     result = probe(cfg, pretrained, protocol, out, percent=percent, seeds=seeds, epochs=epochs, resume=resume,
-                   calibrate_random_bn=calibrate_random_bn, allow_config_change=allow_config_change)
+                   calibrate_random_bn=calibrate_random_bn, allow_config_change=allow_config_change,
+                   source_cfg=source_cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, sort_keys=True))
     return 0
