@@ -21,7 +21,7 @@ Hyper-GCN's replicate or CTR-GCN's zero padding).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -32,8 +32,9 @@ from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from .gcn_blocks import ctrgcn_classifier
-from .graphs import SkeletonGraph, ntu25_graph
+from .graphs import SkeletonGraph
 from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
+from .layouts import layout_graph
 
 # Hyper-GCN constants (6UOOON9/Hyper-GCN@cefe70b): embedding width, heads, virtual joints,
 # block widths/strides and the blocks whose input adds the two previous outputs.
@@ -254,7 +255,7 @@ class HyperGCN(Encoder):
         num_classes: output classes (0: no classifier; ``forward`` gives the pooled feature).
         in_channels: C of the input joints (3 for one stream: joint, bone or motion).
         num_persons: M, fixed by the input BatchNorm over M*V*128.
-        num_joints: V (the NTU-25 graph, hand-tip variant B).
+        num_joints: V; None takes the layout's (a number must agree with it).
         widths: the nine block widths (``BASE_WIDTHS`` or ``LARGE_WIDTHS``).
         num_virtual: virtual joints per layer.
         hyperedge_k: neighbourhood size; a list builds multi-scale hypergraphs (averaged),
@@ -262,6 +263,9 @@ class HyperGCN(Encoder):
         drop_rate: dropout before the classifier.
         divergence_weight: weight of ``aux["loss_divergence"]`` (0 leaves it out).
         virtual_init: ``"independent"`` or the release's ``"upstream"`` (see :class:`HyperGraphConv`).
+        layout: the joint graph (:func:`~.layouts.layout_graph`): ``"ntu25"`` with hand-tip variant B
+            (the release's NTU graph), ``"nw_ucla20"`` (the release's ``graph/ucla.py``: the same 19
+            edges), ``"coco17"``, ``"blazepose33"``.
     """
 
     input_keys = ("skeleton",)
@@ -272,18 +276,20 @@ class HyperGCN(Encoder):
         num_classes: int = 60,
         in_channels: int = 3,
         num_persons: int = 2,
-        num_joints: int = 25,
+        num_joints: Optional[int] = None,
         widths: Sequence[int] = BASE_WIDTHS,
         num_virtual: int = NUM_VIRTUAL_JOINTS,
         hyperedge_k: int | Sequence[int] = HYPEREDGE_K,
         drop_rate: float = 0.0,
         divergence_weight: float = DIVERGENCE_WEIGHT,
         virtual_init: str = "independent",
+        layout: str = "ntu25",
     ) -> None:
         super().__init__()
-        graph = ntu25_graph("B")
-        if num_joints != graph.num_joints:
-            raise ValueError(f"Hyper-GCN is built on the NTU-25 graph; num_joints={num_joints} is not 25")
+        graph = layout_graph(layout, "B")
+        if num_joints is not None and num_joints != graph.num_joints:
+            raise ValueError(f"layout {layout!r} has {graph.num_joints} joints; num_joints={num_joints} disagrees")
+        num_joints = graph.num_joints
         if len(widths) != len(BLOCK_STRIDES):
             raise ValueError(f"widths must name {len(BLOCK_STRIDES)} blocks, got {len(widths)}")
         if num_virtual < 2 and divergence_weight:
