@@ -18,8 +18,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ENCODERS = ("stgcn", "ctrgcn", "stgcnpp", "hypergcn", "psumnet", "mamp")
 BENCHMARK_DIRS = ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "synthetic")
 # Every experiment config of the training pipeline (other folders, e.g. pose3d/, hold other schemas).
+OTHER_DATASET_DIRS = ("pku_mmd", "nw_ucla", "custom")
 ALL_CONFIGS = sorted([CONFIGS / "base" / "skeleton.yaml", CONFIGS / "base" / "synthetic.yaml"]
-                     + [p for d in BENCHMARK_DIRS for p in (CONFIGS / d).glob("*.yaml")])
+                     + [p for d in BENCHMARK_DIRS + OTHER_DATASET_DIRS for p in (CONFIGS / d).glob("*.yaml")])
 
 
 def _write(path: Path, text: str) -> Path:

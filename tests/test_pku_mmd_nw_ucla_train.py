@@ -312,15 +312,32 @@ def test_training_on_the_pku_mmd_store_learns(pku_store: Path, tmp_path: Path) -
     assert json.loads((tmp_path / "run" / "classes.json").read_text())[32] == "sitting down"
 
 
-def test_training_on_the_nw_ucla_store_learns(ucla_store: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from actionfusion.pipeline import config as config_module
+def test_training_on_the_nw_ucla_store_learns(ucla_store: Path, tmp_path: Path) -> None:
     from actionfusion.pipeline.trainer import train
 
-    if "nw_ucla20" not in config_module.LAYOUTS:  # until the config accepts the layout (data.layout check)
-        monkeypatch.setattr(config_module, "LAYOUTS", config_module.LAYOUTS + ("nw_ucla20",))
     cfg = _tiny_config(ucla_store, "nw_ucla_xview", layout="nw_ucla20", persons=1,
                        model_kwargs={"layout": "nw_ucla20", "num_persons": 1}, epochs=16, rotation=1.05)
     results = train(cfg, tmp_path / "run", progress=False)
     assert results["test"]["num_samples"] == 20  # view 3: 10 actions x 2 subjects
     assert results["top1"] >= 3 * 0.1  # chance: 10 classes
+
+
+def test_the_cli_synthesises_prepares_and_runs_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``synth --format pku-mmd|nw-ucla``, ``prepare`` dispatching on the root's layout, and ``run --raw-root``."""
+    from actionfusion.pipeline.cli import main
+
+    for fmt, benchmark in (("pku-mmd", "pku_mmd_v1_xsub"), ("nw-ucla", "nw_ucla_xview")):
+        raw, store = tmp_path / f"{fmt}_raw", tmp_path / f"{fmt}_store"
+        assert main(["synth", str(raw), "--format", fmt, "--scale", "tiny", "--json"]) == 0
+        assert main(["prepare", str(raw), "--out", str(store), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["failed"] == 0 and report["done"] > 0 and benchmark in report["benchmarks"]
+        assert main(["prepare", str(raw), "--out", str(store), "--rgb-size", "64"]) == 2  # a usage error: no RGB here
+        assert "does not apply to" in capsys.readouterr().err
+    config = "configs/synthetic/pku_mmd_ctrgcn.yaml"
+    assert main(["run", config, "--raw-root", str(tmp_path / "pku-mmd_raw"), "--work-dir", str(tmp_path / "run"),
+                 "--set", f"data.store={tmp_path / 'pku-mmd_store'}", "--set", "schedule.epochs=1",
+                 "--set", "schedule.milestones=[]", "--set", "schedule.warmup_epochs=0",
+                 "--set", "train.cpu_threads=1"]) == 0
+    brief = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert brief["prepare_failures"] == 0 and 0.0 <= brief["test_top1"] <= 1.0

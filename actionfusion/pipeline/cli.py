@@ -24,10 +24,25 @@ CONFIG_HELP = "a config name from `actionfusion configs` (synthetic/ctrgcn) or a
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ..datasets.synthetic.generate import SynthConfig, generate_synthetic_ntu
+    from ..errors import UsageError
 
     config = SynthConfig(seed=args.seed, scale=args.scale)
     if args.rgb_size is not None:
         config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=args.rgb_size)
+    if args.format in ("pku-mmd", "nw-ucla"):
+        if args.rgb_size is not None:
+            raise UsageError(f"--rgb-size: the {args.format} format holds skeletons only")
+        if args.format == "pku-mmd":
+            from ..datasets.synthetic.pku_mmd_format import PkuSynthConfig, write_synthetic_pku_mmd
+
+            summary = write_synthetic_pku_mmd(Path(args.out), PkuSynthConfig.at_scale(args.scale, seed=args.seed,
+                                                                                      version=args.pku_version))
+        else:
+            from ..datasets.synthetic.nw_ucla_format import UclaSynthConfig, write_synthetic_nw_ucla
+
+            summary = write_synthetic_nw_ucla(Path(args.out), UclaSynthConfig.at_scale(args.scale, seed=args.seed))
+        print(json.dumps(summary.to_dict()) if args.json else summary.summary_text())
+        return 0
     if args.format == "videos":
         from ..datasets.synthetic.video_folder_format import write_synthetic_video_folder
 
@@ -56,9 +71,13 @@ def _synth_kinds(text: str) -> str:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..datasets.store.prepare import PrepareConfig, prepare_store
+    from ..datasets.store.prepare_nw_ucla import is_nw_ucla_root
+    from ..datasets.store.prepare_pku_mmd import is_pku_mmd_root
     from ..errors import UsageError
     from .video_folder import is_video_folder
 
+    if is_pku_mmd_root(args.root) or is_nw_ucla_root(args.root):
+        return _prepare_skeleton_dataset(args)
     if is_video_folder(args.root):
         return _prepare_video_folder(args)
     video_only = [flag for flag, value in (("--labels", args.labels), ("--benchmark", args.benchmark),
@@ -86,6 +105,28 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         ray_address=args.ray,
     )
+    print(json.dumps(report.to_dict()) if args.json else report.summary_text())
+    return 0 if not report.failures or not args.strict else 3
+
+
+def _prepare_skeleton_dataset(args: argparse.Namespace) -> int:
+    """``prepare`` of a PKU-MMD or NW-UCLA root: trimmed skeleton clips and the benchmark files."""
+    from ..datasets.store.prepare_nw_ucla import prepare_nw_ucla
+    from ..datasets.store.prepare_pku_mmd import is_pku_mmd_root, prepare_pku_mmd
+    from ..errors import UsageError
+
+    flags = [("--modalities", args.modalities), ("--rgb-size", args.rgb_size), ("--rgb-quality", args.rgb_quality),
+             ("--depth-size", args.depth_size), ("--num-points", args.num_points), ("--max-actors", args.max_actors),
+             ("--limit", args.limit), ("--ray", args.ray), ("--labels", args.labels), ("--benchmark", args.benchmark),
+             ("--val-fraction", args.val_fraction), ("--test-fraction", args.test_fraction)]
+    given = [flag for flag, value in flags if value is not None] + [
+        flag for flag, on in (("--overwrite", args.overwrite),
+                              ("--exclude-missing-skeletons", args.exclude_missing_skeletons)) if on]
+    kind = "PKU-MMD" if is_pku_mmd_root(args.root) else "NW-UCLA"
+    if given:
+        raise UsageError(f"{given[0]} does not apply to {args.root}, a {kind} root (its skeleton clips and official "
+                         "splits are imported as they are)")
+    report = prepare_pku_mmd(args.root, args.out) if is_pku_mmd_root(args.root) else prepare_nw_ucla(args.root, args.out)
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
 
@@ -354,9 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write the synthetic dataset in NTU RGB+D's on-disk layout")
     p.add_argument("out", help="output root (ntu: gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/)")
-    p.add_argument("--format", default="ntu", choices=("ntu", "videos"),
+    p.add_argument("--format", default="ntu", choices=("ntu", "videos", "pku-mmd", "nw-ucla"),
                    help="ntu: NTU RGB+D's layout; videos: RGB renders only, in class sub-folders (OUT/<class>/take_NNNN.avi), "
-                        "as a folder of your own videos")
+                        "as a folder of your own videos; pku-mmd: untrimmed skeleton sequences, labels and split files "
+                        "(MAMP's layout); nw-ucla: all_sqe/*.json skeletons of 3 views")
+    p.add_argument("--pku-version", default="v1", choices=("v1", "v2"), help="pku-mmd: which release's layout")
     p.add_argument("--kinds", default="motion", type=_synth_kinds,
                    help="videos: comma-separated class kinds to render (motion, object, interaction)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)

@@ -62,7 +62,9 @@ PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the 
 
 MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "pose_heatmap", "depth", "points")
 """``data.modalities`` values: the batch keys a clip dataset can deliver."""
-LAYOUTS: tuple[str, ...] = ("ntu25",)
+LAYOUTS: tuple[str, ...] = ("ntu25", "nw_ucla20")
+"""``data.layout``: the joints of the store's ``skeleton.npy`` (NTU RGB+D and PKU-MMD: ``ntu25``; NW-UCLA:
+``nw_ucla20``). Extracted poses name their layout through ``data.skeleton_source``."""
 SELECT_BY_EXAMPLES: tuple[str, ...] = ("val/top1", "val/loss", "val/knn_top1", "last")
 """``train.select_by``: ``last`` or a validation metric ``val/<name>`` the run computes (supervised
 training: top1, top5, mean_class_accuracy, loss; pretraining: loss, knn_top1). ``val_top1`` is the

@@ -6,7 +6,8 @@ Stages, each resumable (a rerun after a kill continues where it stopped, and ski
    root has (skeleton, RGB crops, masked depth, points), with ``prepare``'s defaults or the
    ``source`` sizes. Skipped when ``source.raw_root`` is null (the store must exist). A folder of
    your own videos (class sub-folders) is prepared by :mod:`.prepare_videos` instead: extracted
-   poses, person crops, and the benchmark file ``data.benchmark`` names (``videos``).
+   poses, person crops, and the benchmark file ``data.benchmark`` names (``videos``); a PKU-MMD or
+   NW-UCLA root by their importers (trimmed skeleton clips, the official splits as benchmark files).
 2. **extract poses** (``source.pose_source: extracted``): the 2D pose model over every video of the
    root, into the same store (``pose2d``), read by heatmap clips with ``keypoints: pose2d``.
 3. **train** into the work dir (resumed from its newest checkpoint; skipped once ``metrics.json``
@@ -68,12 +69,21 @@ def run_experiment(cfg: Any, work_dir: PathLike, progress: bool = True, workers:
 
     if cfg.source.raw_root is not None:
         from ..datasets.store.prepare import prepare_store
+        from ..datasets.store.prepare_nw_ucla import is_nw_ucla_root, prepare_nw_ucla
+        from ..datasets.store.prepare_pku_mmd import is_pku_mmd_root, prepare_pku_mmd
         from .video_folder import is_video_folder
 
         root = Path(cfg.source.raw_root)
         if not root.is_dir():
             raise ConfigError("source.raw_root", f"no directory at {str(root)!r} (relative to {Path.cwd()})")
-    if cfg.source.raw_root is not None and is_video_folder(root):
+    if cfg.source.raw_root is not None and (is_pku_mmd_root(root) or is_nw_ucla_root(root)):
+        _say(f"[prepare] {root} -> {store} (skeleton clips and the official splits)", progress)
+        start = time.perf_counter()
+        imported = prepare_pku_mmd(root, store) if is_pku_mmd_root(root) else prepare_nw_ucla(root, store)
+        timings["prepare_s"] = time.perf_counter() - start
+        summary["prepare"] = {**{k: v for k, v in imported.to_dict().items() if k != "failures"},
+                              "failures": len(imported.failures)}
+    elif cfg.source.raw_root is not None and is_video_folder(root):
         summary["prepare"] = _prepare_video_folder(cfg, root, store, workers, progress, timings)
     elif cfg.source.raw_root is not None:
         _say(f"[prepare] {root} -> {store}", progress)
