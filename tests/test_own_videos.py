@@ -95,3 +95,28 @@ def test_one_command_takes_class_folders_to_a_trained_coco17_gcn(video_folder: P
                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is finished (metrics.json): not training again" in again.stderr + again.stdout
+
+
+def test_unlabelled_videos_and_a_bad_video_are_prepared_and_reported(video_folder: Path, tmp_path: Path) -> None:
+    """No labels: poses and crops, no benchmark file; a broken video is recorded and the others go on;
+    a rerun skips what is done."""
+    import shutil
+
+    from test_extract_poses import stand_in_factory
+
+    from actionfusion.pipeline.prepare_videos import prepare_videos
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for video in sorted(video_folder.glob("jump_up/*.avi"))[:2]:
+        shutil.copy(video, flat / f"clip {video.stem}.avi")
+    (flat / "broken.mp4").write_bytes(b"\x00not a video" * 32)
+    store = tmp_path / "store"
+    report = prepare_videos(flat, store, workers=1, progress=False, rgb_size=32, estimator_factory=stand_in_factory)
+    assert (report.num_videos, report.num_extracted, report.benchmark_file) == (3, 2, None)
+    assert [f["sample"] for f in report.failures] == ["broken"]
+    assert sorted(p.name for p in (store / "samples").iterdir()) == ["clip_take_0001", "clip_take_0002"]
+    meta = json.loads((store / "samples" / "clip_take_0001" / "meta.json").read_text())
+    assert meta["modalities"]["rgb"]["shape"][1:] == [32, 32, 3] and meta["modalities"]["rgb"]["crop_source"] == "pose2d"
+    again = prepare_videos(flat, store, workers=1, progress=False, rgb_size=32, estimator_factory=stand_in_factory)
+    assert (again.num_extracted, again.num_skipped) == (0, 2)
