@@ -162,7 +162,7 @@ def benchmark_lists(cfg: ExperimentConfig, store: Any) -> BenchmarkLists:
     lists = resolve_benchmark(data.benchmark, store, validation_fraction=data.validation_fraction, seed=cfg.seed,
                               longtail_train=lambda base, rho: longtail_train_names(cfg, store.names, base, rho))
     splits = lists.splits
-    if lists.grouped_validation and data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
+    if lists.by_ntu_names and data.validation_fraction > 0 and not splits["val"] and len(splits["train"]) >= 2:
         train = splits["train"]
         count = min(len(train) - 1, max(1, int(round(data.validation_fraction * len(train)))))
         chosen = set(np.random.default_rng(cfg.seed).permutation(len(train))[:count].tolist())
@@ -374,7 +374,7 @@ def missing_test_samples(cfg: ExperimentConfig, store: SampleStore, lists: Optio
     """
     from ..datasets.store.store_verify import missing_samples
 
-    if lists is not None and not lists.grouped_validation:
+    if lists is not None and not lists.by_ntu_names:
         lost = list(lists.missing.get("test", []))
         if lost:
             logging.getLogger(__name__).warning(

@@ -28,8 +28,9 @@ class BenchmarkLists:
         labels: ``{sample: 0-based label}`` given by the benchmark, or None (the store's labels).
         source: where the lists came from, for messages and ``metrics.json``.
         missing: ``{split: names}`` the benchmark lists but the store lacks (left out, reported).
-        grouped_validation: True when ``val`` holds out whole groups (NTU performers or setups),
-            False when it is a per-sample carve-out or listed by the benchmark.
+        by_ntu_names: True for NTU RGB+D's benchmarks, whose splits follow from the sample names:
+            ``val`` holds out whole groups (performers or setups), and test samples the disk lacks
+            are found through the manifest; False when the benchmark lists its samples.
     """
 
     name: str
@@ -38,7 +39,7 @@ class BenchmarkLists:
     labels: Optional[dict[str, int]] = None
     source: str = ""
     missing: dict[str, list[str]] = field(default_factory=dict)
-    grouped_validation: bool = False
+    by_ntu_names: bool = False
 
     def labels_of(self, names: Sequence[str]) -> Optional[list[int]]:
         """The benchmark's labels of ``names`` (None when labels come from the store)."""

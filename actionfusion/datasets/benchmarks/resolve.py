@@ -162,7 +162,7 @@ def _ntu_lists(benchmark: str, names: Sequence[str], longtail: Optional[tuple[st
         splits = split_samples(longtail_train(base, rho), base, exclude_missing=True,
                                validation_fraction=validation_fraction, seed=seed)
         splits["test"] = split_samples(names, base, exclude_missing=True)["test"]
-    return BenchmarkLists(name=benchmark, splits=splits, source="NTU RGB+D sample names", grouped_validation=True)
+    return BenchmarkLists(name=benchmark, splits=splits, source="NTU RGB+D sample names", by_ntu_names=True)
 
 
 def _with_validation(lists: BenchmarkLists, store: Any, fraction: float, seed: int) -> BenchmarkLists:
