@@ -90,6 +90,13 @@ def test_one_command_takes_class_folders_to_a_trained_coco17_gcn(video_folder: P
     assert (work / "config.yaml").read_text().count("num_classes: 3") == 1
     per_class = (work / "per_class.csv").read_text()
     assert "hand_waving" in per_class and (work / "confusion.png").is_file()
+    # the feature extractor reads the store's extracted poses and names the classes from classes.json
+    from actionfusion.pipeline.cli import main
+
+    features = tmp_path / "features"
+    assert main(["extract-features", str(work), f"{store}::{split['test'][0]}", "--out", str(features)]) == 0
+    entry = next(iter(json.loads((features / "index.json").read_text())["samples"].values()))
+    assert entry["top1_class"] == split["classes"][entry["top1"]]
     # a rerun skips the finished stages
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})

@@ -56,16 +56,22 @@ def resolve_checkpoint(path: PathLike, config: Union[None, PathLike, ExperimentC
 
 
 def prepared_modality(key: str, cfg: ExperimentConfig) -> Optional[str]:
-    """The PrepareConfig modality that batch key ``key`` is made from (None: cannot come from raw files)."""
+    """The PrepareConfig modality that batch key ``key`` is made from (None: cannot come from raw files:
+    heatmaps of extracted 2D keypoints, and skeletons of a ``data.skeleton_source`` other than the sensor's)."""
     if key == "pose_heatmap":
         return "skeleton" if cfg.data.pose_heatmap.keypoints == "sensor" else None
+    if key == "skeleton" and cfg.data.skeleton_source != "ntu25":
+        return None
     return PREPARED_MODALITY_FOR_KEY.get(key)
 
 
 def stored_modality(key: str, cfg: ExperimentConfig) -> str:
-    """The store modality batch key ``key`` is read from."""
+    """The store modality batch key ``key`` is read from (``skeleton``: the file of
+    ``data.skeleton_source``, e.g. ``pose3d_world`` for the extracted ``coco17``)."""
     if key == "pose_heatmap":
         return "pose2d_sensor" if cfg.data.pose_heatmap.keypoints == "sensor" else "pose2d"
+    if key == "skeleton":
+        return {"ntu25": "skeleton", "coco17_2d": "pose2d"}.get(cfg.data.skeleton_source, "pose3d_world")
     return key
 
 

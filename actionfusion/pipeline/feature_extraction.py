@@ -48,7 +48,7 @@ from ..datasets.store.sample_store import SampleStore
 from ..errors import ActionFusionError
 from .checkpoints import load_weights, read_class_names
 from .config import ConfigError, ExperimentConfig
-from .data_builder import build_readers, build_transform
+from .data_builder import build_convention_transforms, build_readers, build_transform
 from .feature_cache import PendingPreparation, RawSampleCache
 from .feature_checkpoint import prepared_modality, resolve_checkpoint, stored_modality, training_prepare_config
 from .feature_inputs import (
@@ -167,7 +167,10 @@ class FeatureExtractor:
             raise ConfigError("data.modalities", f"the model reads {list(self.input_keys)} but the config "
                                                  f"delivers {cfg.data.modalities} (missing {missing})")
         self._readers = build_readers(cfg.data)
-        self._transform = build_transform(cfg.data, train=False) if "skeleton" in cfg.data.modalities else None
+        self._transform: Any = None
+        if "skeleton" in cfg.data.modalities:  # skeleton-only: the pipeline of data.skeleton_source's layout, as training
+            self._transform = (build_transform(cfg.data, train=False) if self._readers
+                               else build_convention_transforms(cfg.data, train=False)[0])
         self._max_frames = max((r.num_frames for r in self._readers.values()), default=0)
         near = [config_dir, *list(config_dir.parents)[:2]] if config_dir is not None else []
         base, self.prepare_config_source = ((prepare_config, "given") if prepare_config is not None
@@ -242,7 +245,8 @@ class FeatureExtractor:
         needs = (" or ".join("+".join(keys) for keys in self.key_groups.values()) if self.any_subset
                  else "+".join(self.input_keys))
         given = sorted(resolved.provides) or ["nothing"]
-        hint = ("; 2D keypoints (pose2d) come only from a store: run `actionfusion extract-poses` and pass STORE::NAME"
+        hint = ("; extracted poses (pose2d, pose3d_world) come only from a store: run `actionfusion prepare VIDEO_DIR "
+                "--out STORE` (or `actionfusion extract-poses`) and pass STORE::NAME"
                 if resolved.is_raw and any(prepared_modality(k, self.cfg) is None for k in self.input_keys) else "")
         raise MissingModalityError(resolved.label, f"provides {', '.join(given)} but the model needs {needs}{hint}")
 
@@ -373,7 +377,7 @@ class FeatureExtractor:
                 # this input lacks that modality (else the frames of the others would shift).
                 dataset.max_frames = self._max_frames
             else:
-                dataset = SkeletonClipDataset(store, [name], transform, **common)
+                dataset = SkeletonClipDataset(store, [name], transform, source=data.skeleton_source, **common)
             item_clips = dataset[0]
         except FeatureInputError:
             raise
