@@ -23,7 +23,7 @@ training-only projection heads add 2 x (625 * 256 + 256) = 320,512.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from einops import rearrange
@@ -33,6 +33,7 @@ from ...registry import register_model
 from ..features import EncoderOutput
 from .aclnet_blocks import DynamicGraphConv, GlobalJointMSTCN
 from .gcn_blocks import DataBatchNorm, add_residual, block_residual
+from .layouts import get_layout
 from .skeleton_head import StackedGCN, pool_joint_features
 
 # Widths (in units of the base width) and temporal strides of the 10 blocks
@@ -83,7 +84,7 @@ class ACLNet(StackedGCN):
     Args:
         num_classes: classifier outputs (0: none).
         in_channels: C (3 for every stream).
-        num_joints: V.
+        num_joints: V; None takes the layout's (a number must agree with it).
         base_channels: width of the first stage (96).
         num_subsets: K, the learnable graphs per block (8).
         gcn_ratio: channels per subset / C_out (0.125).
@@ -91,13 +92,17 @@ class ACLNet(StackedGCN):
         subset_wise: per-subset alpha_k / beta_k (False in every ACLNet config).
         tcn_dropout: dropout after each temporal unit but the first block's (0).
         drop_rate: dropout before the classifier (0).
+        layout: the joint layout (``"ntu25"``, ``"coco17"``, ``"blazepose33"``, ``"nw_ucla20"``,
+            :func:`~.layouts.get_layout`). It sets V only: ACLNet's graphs (upstream ``Graph(mode='random')``)
+            are learnable and drawn from N(graph_init_mean, graph_init_std^2), so no bone of any layout
+            enters them; ``"ntu25"`` is exactly the published 25-joint model.
     """
 
     def __init__(
         self,
         num_classes: int = 60,
         in_channels: int = 3,
-        num_joints: int = 25,
+        num_joints: Optional[int] = None,
         base_channels: int = 96,
         num_subsets: int = ACLNET_NUM_SUBSETS,
         gcn_ratio: float = ACLNET_GCN_RATIO,
@@ -106,13 +111,19 @@ class ACLNet(StackedGCN):
         subset_wise: bool = False,
         tcn_dropout: float = 0.0,
         drop_rate: float = 0.0,
+        layout: str = "ntu25",
     ) -> None:
         super().__init__()
+        layout_joints = get_layout(layout).num_joints
+        if num_joints is not None and num_joints != layout_joints:
+            raise ValueError(f"layout {layout!r} has {layout_joints} joints; num_joints={num_joints} disagrees")
+        num_joints = layout_joints
         if base_channels < 1 or num_subsets < 1 or num_joints < 1:
             raise ValueError(f"base_channels, num_subsets and num_joints must be >= 1, got "
                              f"{base_channels}, {num_subsets}, {num_joints}")
         self.num_classes = num_classes
         self.drop_rate = drop_rate
+        self.layout = get_layout(layout).name
         self.num_joints = num_joints
         self.in_channels = in_channels
         self.data_bn = DataBatchNorm(in_channels, num_joints, per_person=False)

@@ -6,6 +6,12 @@
   in the COCO partition. Merging head and torso gives the five part groups (torso, two arms, two
   legs) of the NTU RGB+D paper's part-aware LSTM (Shahroudy et al., CVPR 2016). The sizes are
   head 2, torso 7, arms 5 each (elbow, wrist, hand, hand tip, thumb), legs 3 each (knee, ankle, foot).
+- ``"blazepose33"`` (reconstructed, by joint names, the COCO rule): head 11 (nose, eyes, ears, mouth
+  corners), torso 4 (shoulders, hips), arms 5 each (elbow, wrist, pinky, index, thumb), legs 4 each
+  (knee, ankle, heel, foot index).
+- ``"nw_ucla20"`` (reconstructed, the NTU rule on Kinect v1 names): head 1 (Head; v1 has no Neck),
+  torso 7 (HipCenter, Spine, ShoulderCenter, shoulders, hips), arms 3 each (elbow, wrist, hand), legs
+  3 each (knee, ankle, foot).
 
 Every joint of a layout belongs to exactly one part (checked at import).
 """
@@ -37,11 +43,28 @@ _PART_JOINT_NAMES: Dict[str, Tuple[Tuple[str, Tuple[str, ...]], ...]] = {
         ("left_leg", ("KneeLeft", "AnkleLeft", "FootLeft")),
         ("right_leg", ("KneeRight", "AnkleRight", "FootRight")),
     ),
+    "blazepose33": (
+        ("head", ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+                  "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right")),
+        ("torso", ("left_shoulder", "right_shoulder", "left_hip", "right_hip")),
+        ("left_arm", ("left_elbow", "left_wrist", "left_pinky", "left_index", "left_thumb")),
+        ("right_arm", ("right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb")),
+        ("left_leg", ("left_knee", "left_ankle", "left_heel", "left_foot_index")),
+        ("right_leg", ("right_knee", "right_ankle", "right_heel", "right_foot_index")),
+    ),
+    "nw_ucla20": (
+        ("head", ("Head",)),
+        ("torso", ("HipCenter", "Spine", "ShoulderCenter", "ShoulderLeft", "ShoulderRight", "HipLeft", "HipRight")),
+        ("left_arm", ("ElbowLeft", "WristLeft", "HandLeft")),
+        ("right_arm", ("ElbowRight", "WristRight", "HandRight")),
+        ("left_leg", ("KneeLeft", "AnkleLeft", "FootLeft")),
+        ("right_leg", ("KneeRight", "AnkleRight", "FootRight")),
+    ),
 }
 
 
 def body_parts(layout: str) -> BodyParts:
-    """The partition of ``layout`` (``"coco17"`` or ``"ntu25"``) as joint ids.
+    """The partition of ``layout`` (``"coco17"``, ``"ntu25"``, ``"blazepose33"``, ``"nw_ucla20"``) as joint ids.
 
     Raises:
         ValueError: a layout without a partition.

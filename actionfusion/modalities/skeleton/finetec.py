@@ -54,7 +54,7 @@ from ..heads import LinearHead
 from .finetec_completion import FineTecCompletion, interpolate_observed
 from .finetec_masking import MASK_TYPES, check_mask_types, sample_frame_masks
 from .finetec_physics import EulerLagrangeAcceleration, finite_difference_acceleration
-from .finetec_regions import dynamic_joints, perturb_joints
+from .finetec_regions import dynamic_joints, finetec_regions, perturb_joints
 from .layouts import get_layout
 
 COMPLETIONS = ("network", "interpolate", "none")
@@ -111,7 +111,9 @@ class FineTec(Encoder):
 
     Args:
         num_classes: classifier outputs (0: none, ``forward`` gives the pooled feature).
-        layout: joint layout (``"ntu25"``, ``"coco17"``): regions and the backbone's graph.
+        layout: joint layout (``"ntu25"``, ``"coco17"``, ``"blazepose33"``, ``"nw_ucla20"``): the regions
+            (:func:`~.finetec_regions.finetec_regions`, from :func:`~.body_parts.body_parts`), the
+            completion network's joint count and the backbone's graph.
         in_channels: C of the input positions.
         num_frames: T, the clip length (the completion network's fixed frame count).
         num_persons: M.
@@ -152,6 +154,7 @@ class FineTec(Encoder):
         check_mask_types(tuple(train_drop_types), tuple(train_drop_ratios))
         self.layout, self.in_channels, self.num_frames = layout, int(in_channels), int(num_frames)
         self.num_joints = get_layout(layout).num_joints
+        finetec_regions(layout)  # a layout without a body-part partition fails here, not at the first forward
         self.completion_mode, self.freeze_completion = completion, bool(freeze_completion)
         self.perturb, self.sigma, self.perturb_seed, self.threshold = perturb, float(sigma), int(perturb_seed), threshold
         self.fusion, self.drop_rate = fusion, float(drop_rate)

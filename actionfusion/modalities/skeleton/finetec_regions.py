@@ -6,7 +6,8 @@ S_stat. The paper gives neither the joint lists, the threshold nor the perturbat
 here, each an option:
 
 - regions: :func:`~.body_parts.body_parts`' partition with head and torso merged (NTU-25: 9 / 5 /
-  5 / 3 / 3 joints; COCO-17: 9 / 2 / 2 / 2 / 2);
+  5 / 3 / 3 joints; COCO-17: 9 / 2 / 2 / 2 / 2; BlazePose-33: 15 / 5 / 5 / 4 / 4; NW-UCLA-20: 8 / 3 /
+  3 / 3 / 3);
 - motion variance of a joint: the variance over time of its position, summed over coordinates and
   averaged over the persons present (an absent person, all zeros, is left out);
 - threshold (``threshold``): a joint is dynamic when its variance exceeds its region's

@@ -31,6 +31,11 @@ the hand and leg streams recompute their bone and bone-velocity channels from th
 channels along their graph (so the hand tips 22 and 24 hang off the hands, and the official
 leg graph also reproduces upstream's bones); ``part_bones="input"`` keeps the 25-joint
 bones as given.
+
+Joint layouts (``layout``, :mod:`.psumnet_parts`): ``"ntu25"`` (default) is the release's model;
+on ``"nw_ucla20"``, ``"blazepose33"`` and ``"coco17"`` the body stream reads the whole layout on its
+graph and the hand and leg streams read parts reconstructed from the layout's joint names (COCO-17
+has no hand stream). The unified input is then [N, M, T, V, 12] with the layout's V.
 """
 
 from __future__ import annotations
@@ -46,22 +51,21 @@ from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from .gcn_blocks import ctrgcn_classifier
-from .graphs import SkeletonGraph, ctrgcn_partition, graph_from_edges, ntu25_graph
+from .graphs import ctrgcn_partition
 from .hypergcn import MultiScaleTemporalConv
+from .layouts import get_layout
+from .psumnet_parts import (  # noqa: F401  (the part tables are part of this module's interface)
+    HAND_EDGES_1BASED,
+    HAND_JOINTS_1BASED,
+    LEG_EDGES_CORRECTED_1BASED,
+    LEG_EDGES_OFFICIAL_1BASED,
+    LEG_JOINTS_1BASED,
+    STREAMS,
+    layout_streams,
+    part_graph,
+)
 
 UNIFIED_CHANNELS = 12
-
-# Part joints, 1-based NTU indices, and the part-local (child, parent) edges, 1-based local
-# indices (skelemoa/psumnet@8097774 feeders/feeder_ntu.py, graph/ntu_rgb_d.py).
-HAND_JOINTS_1BASED = (21, 5, 6, 7, 8, 22, 23, 9, 10, 11, 12, 24, 25)
-HAND_EDGES_1BASED = ((2, 1), (3, 2), (4, 3), (5, 4), (6, 5), (7, 5), (8, 1), (9, 8), (10, 9), (11, 10),
-                     (12, 11), (13, 11))
-LEG_JOINTS_1BASED = (1, 13, 14, 15, 16, 17, 18, 19, 20)
-# Released leg edges: (5,1) foot-left -> SpineBase, (6,5) hip-right -> foot-left; joint 9
-# (FootRight) has no edge.
-LEG_EDGES_OFFICIAL_1BASED = ((2, 1), (3, 2), (4, 3), (5, 4), (5, 1), (6, 5), (7, 6), (8, 7))
-# Corrected: each hip on SpineBase, then knee, ankle, foot.
-LEG_EDGES_CORRECTED_1BASED = ((2, 1), (3, 2), (4, 3), (5, 4), (6, 1), (7, 6), (8, 7), (9, 8))
 
 # Block widths and strides per stream (model/psumnet.py: body l1..l10, hand l1,l5..l9,
 # leg l1,l5,l6,l8).
@@ -70,7 +74,6 @@ STREAM_BLOCKS = {
     "hand": ((64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1)),
     "leg": ((64, 1), (128, 2), (128, 1), (256, 2)),
 }
-STREAMS = ("body", "hand", "leg")
 
 # Ensemble weights (body, hand, leg) per benchmark (README / ensemble.py of the release).
 ENSEMBLE_WEIGHTS = {
@@ -92,28 +95,6 @@ def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequent
     conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
     _init_conv(conv)
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
-
-
-def part_graph(stream: str, leg_graph: str = "corrected") -> tuple[SkeletonGraph, tuple[int, ...]]:
-    """The stream's graph and its 0-based NTU joint indices.
-
-    ``leg_graph``: ``"corrected"`` (a tree linking each foot to its own hip) or
-    ``"official"`` (the released, miswired edges).
-    """
-    if stream == "body":
-        return ntu25_graph("A"), tuple(range(25))
-    if stream == "hand":
-        edges = HAND_EDGES_1BASED
-        joints = HAND_JOINTS_1BASED
-    elif stream == "leg":
-        if leg_graph not in ("corrected", "official"):
-            raise ValueError(f"leg_graph must be 'corrected' or 'official', not {leg_graph!r}")
-        edges = LEG_EDGES_CORRECTED_1BASED if leg_graph == "corrected" else LEG_EDGES_OFFICIAL_1BASED
-        joints = LEG_JOINTS_1BASED
-    else:
-        raise ValueError(f"stream must be one of {STREAMS}, not {stream!r}")
-    graph = graph_from_edges(f"psumnet-{stream}", len(joints), [(c - 1, p - 1) for c, p in edges], 0)
-    return graph, tuple(j - 1 for j in joints)
 
 
 def local_bone_channels(x: torch.Tensor, edges: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -202,7 +183,7 @@ class PartBlock(nn.Module):
 
 
 class PSUMNetStream(Encoder):
-    """One PSUMNet stream ("body", "hand" or "leg") on the unified 25-joint input (batch key "skeleton").
+    """One PSUMNet stream ("body", "hand" or "leg") on the unified input (batch key "skeleton").
 
     Args:
         stream: which part.
@@ -212,17 +193,21 @@ class PSUMNetStream(Encoder):
         part_bones: ``"local"`` recomputes the part's bone channels along its own graph,
             ``"input"`` keeps them (body stream: always as given).
         drop_rate: dropout before the classifier.
+        layout: the joint layout of the input (:func:`~.psumnet_parts.part_graph`: ``"ntu25"``, the
+            release's parts; ``"nw_ucla20"``, ``"blazepose33"``, ``"coco17"`` (no hand stream)).
     """
 
     input_keys = ("skeleton",)
     classifier_name = "fc"
 
     def __init__(self, stream: str, num_classes: int = 60, num_persons: int = 2, leg_graph: str = "corrected",
-                 part_bones: str = "local", drop_rate: float = 0.0) -> None:
+                 part_bones: str = "local", drop_rate: float = 0.0, layout: str = "ntu25") -> None:
         super().__init__()
         if part_bones not in ("local", "input"):
             raise ValueError(f"part_bones must be 'local' or 'input', not {part_bones!r}")
-        graph, joints = part_graph(stream, leg_graph)
+        graph, joints = part_graph(stream, leg_graph, layout)
+        self.layout = get_layout(layout).name
+        self.num_joints = get_layout(layout).num_joints
         self.stream = stream
         self.num_classes = num_classes
         self.graph = graph
@@ -246,14 +231,15 @@ class PSUMNetStream(Encoder):
         return ctrgcn_classifier(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x float32 [N, M, T, 25, 12] -> EncoderOutput.
+        """x float32 [N, M, T, V, 12] (V = 25 for ntu25) -> EncoderOutput.
 
         ``sequence`` [N, T/4, 256], ``pooled`` [N, 256], ``spatial`` [N, 256, T/4, V_part]
         (the stream's joints in its own order, persons averaged).
         """
         n, m, _, v, c = x.shape
-        if m != self.num_persons or v != 25 or c != UNIFIED_CHANNELS:
-            raise ValueError(f"expected [N, {self.num_persons}, T, 25, {UNIFIED_CHANNELS}] input, got {tuple(x.shape)}")
+        if m != self.num_persons or v != self.num_joints or c != UNIFIED_CHANNELS:
+            raise ValueError(f"expected [N, {self.num_persons}, T, {self.num_joints}, {UNIFIED_CHANNELS}] input "
+                             f"({self.layout}), got {tuple(x.shape)}")
         x = x.index_select(3, self.joint_index)
         if self.recompute_bones:
             x = local_bone_channels(x, self.graph.edges)
@@ -281,7 +267,7 @@ class PSUMNet(Encoder):
     Features: ``pooled`` and ``sequence`` concatenate the streams' features in ``streams``
     order ([N, 256 * S], [N, T/4, 256 * S]: concatenation, not an average, so that
     ``forward_head`` can apply each stream's own classifier); ``spatial`` is the body
-    stream's joint tokens [N, 256, T/4, 25] when "body" is among the streams, else the
+    stream's joint tokens [N, 256, T/4, V] when "body" is among the streams, else the
     first stream's. ``forward_head`` returns ``sum_s weight_s * logits_s``.
 
     Upstream trains each stream alone and ensembles the saved scores; training this module
@@ -290,19 +276,21 @@ class PSUMNet(Encoder):
     Args:
         num_classes: output classes (0: no stream has a classifier; ``forward`` gives the
             concatenated pooled features [N, 256 * S]).
-        streams: which of "body", "hand", "leg".
+        streams: which of "body", "hand", "leg"; None (default): every stream the layout provides
+            (:func:`~.psumnet_parts.layout_streams`: all three, but body and leg on coco17).
         stream_weights: one weight per stream, or a benchmark key of ``ENSEMBLE_WEIGHTS``
             (default "ntu60_xsub": body 2, hand 1.8, leg 0.7).
-        num_persons, leg_graph, part_bones, drop_rate: as :class:`PSUMNetStream`.
+        num_persons, leg_graph, part_bones, drop_rate, layout: as :class:`PSUMNetStream`.
     """
 
     input_keys = ("skeleton",)
 
-    def __init__(self, num_classes: int = 60, streams: Sequence[str] = STREAMS,
+    def __init__(self, num_classes: int = 60, streams: Optional[Sequence[str]] = None,
                  stream_weights: Sequence[float] | str = "ntu60_xsub", num_persons: int = 2,
-                 leg_graph: str = "corrected", part_bones: str = "local", drop_rate: float = 0.0) -> None:
+                 leg_graph: str = "corrected", part_bones: str = "local", drop_rate: float = 0.0,
+                 layout: str = "ntu25") -> None:
         super().__init__()
-        streams = tuple(streams)
+        streams = layout_streams(layout) if streams is None else tuple(streams)
         if not streams or len(set(streams)) != len(streams) or any(s not in STREAMS for s in streams):
             raise ValueError(f"streams must be distinct names from {STREAMS}, got {streams}")
         if isinstance(stream_weights, str):
@@ -315,7 +303,7 @@ class PSUMNet(Encoder):
             if len(weights) != len(streams):
                 raise ValueError(f"{len(weights)} stream weights for {len(streams)} streams")
         self.streams = nn.ModuleDict({
-            s: PSUMNetStream(s, num_classes, num_persons, leg_graph, part_bones, drop_rate) for s in streams
+            s: PSUMNetStream(s, num_classes, num_persons, leg_graph, part_bones, drop_rate, layout) for s in streams
         })
         self.register_buffer("stream_weights", torch.tensor(weights, dtype=torch.float32))
         self.num_features = sum(stream.num_features for stream in self.streams.values())
@@ -334,7 +322,7 @@ class PSUMNet(Encoder):
         self.num_classes = int(num_classes)
 
     def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x float32 [N, M, T, 25, 12] -> EncoderOutput (streams concatenated, see class doc)."""
+        """x float32 [N, M, T, V, 12] -> EncoderOutput (streams concatenated, see class doc)."""
         outputs = {name: stream.forward_features(x) for name, stream in self.streams.items()}
         spatial_from = "body" if "body" in outputs else next(iter(outputs))
         return EncoderOutput(
@@ -368,17 +356,17 @@ def psumnet(num_classes: int = 60, **kwargs: object) -> PSUMNet:
 
 @register_model("psumnet_body", modality="skeleton")
 def psumnet_body(num_classes: int = 60, **kwargs: object) -> PSUMNetStream:
-    """PSUMNet body stream (25 joints, 10 blocks; about 1.45M parameters)."""
+    """PSUMNet body stream (the whole layout, 25 joints on ntu25; 10 blocks; about 1.45M parameters)."""
     return PSUMNetStream("body", num_classes=num_classes, **kwargs)
 
 
 @register_model("psumnet_hand", modality="skeleton")
 def psumnet_hand(num_classes: int = 60, **kwargs: object) -> PSUMNetStream:
-    """PSUMNet hand stream (13 joints, 6 blocks; about 0.98M parameters)."""
+    """PSUMNet hand stream (13 joints on ntu25, 6 blocks; about 0.98M parameters; none on coco17)."""
     return PSUMNetStream("hand", num_classes=num_classes, **kwargs)
 
 
 @register_model("psumnet_leg", modality="skeleton")
 def psumnet_leg(num_classes: int = 60, **kwargs: object) -> PSUMNetStream:
-    """PSUMNet leg stream (9 joints, 4 blocks; about 0.50M parameters)."""
+    """PSUMNet leg stream (9 joints on ntu25, 4 blocks; about 0.50M parameters)."""
     return PSUMNetStream("leg", num_classes=num_classes, **kwargs)

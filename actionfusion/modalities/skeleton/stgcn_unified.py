@@ -86,6 +86,13 @@ class UnifiedSTGCN(Encoder):
     on COCO-17 input builds the model with ``convention="coco17"``). ``forward_features`` gives
     ``sequence`` [N, T', D], ``pooled`` [N, D] and ``spatial`` [N, D, T', V_c] over the real
     joints, D = ``hidden_dim``, T' = ceil(T / 4). ``forward`` gives logits (``num_classes=0``: the pooled feature).
+
+    ``layout`` is the keyword every registered skeleton GCN takes: here an alias of ``convention``
+    (the layout ``forward`` reads by default) that also adds a layout missing from ``conventions``
+    to them (``layout="nw_ucla20"`` builds ntu25 / coco17 / blazepose33 / nw_ucla20, still padded to
+    33 joints). ``convention`` keeps refusing a layout outside ``conventions``: it names one of the
+    conventions a (pre)trained model was built with. None of the two: the first of ``conventions``,
+    exactly the model built without them.
     """
 
     input_keys = ("skeleton",)
@@ -104,11 +111,17 @@ class UnifiedSTGCN(Encoder):
         edge_drop: float = 0.0,
         edge_add: float = 0.0,
         convention: Optional[str] = None,
+        layout: Optional[str] = None,
     ) -> None:
         super().__init__()
         names = tuple(get_layout(c).name for c in conventions)
         if not names or len(set(names)) != len(names):
             raise ValueError(f"conventions must be distinct layout names, got {tuple(conventions)}")
+        if layout is not None:
+            layout = get_layout(layout).name
+            if convention is not None and get_layout(convention).name != layout:
+                raise ValueError(f"layout {layout!r} and convention {convention!r} disagree; pass one of them")
+            names, convention = (names if layout in names else names + (layout,)), layout
         if not (0.0 <= edge_drop < 1.0 and 0.0 <= edge_add <= 1.0):
             raise ValueError(f"edge_drop must be in [0, 1) and edge_add in [0, 1], got {edge_drop}, {edge_add}")
         self.conventions = names
@@ -210,5 +223,6 @@ class UnifiedSTGCN(Encoder):
 def stgcn_unified(num_classes: int = 60, **kwargs: object) -> UnifiedSTGCN:
     """MS-CLR's unified ST-GCN: ntu25 / coco17 / blazepose33 zero-padded to 33 joints, hidden 16,
     256-d; 835,600 parameters without a classifier, 851,020 at 60 classes. ``convention`` (default
-    the first of ``conventions``, ntu25) is the layout ``forward`` reads when it is given none."""
+    the first of ``conventions``, ntu25) is the layout ``forward`` reads when it is given none; ``layout``
+    is its alias that also adds a layout missing from ``conventions`` (e.g. nw_ucla20)."""
     return UnifiedSTGCN(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
