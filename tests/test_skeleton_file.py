@@ -22,6 +22,7 @@ from actionfusion.datasets.ntu.skeleton_file import (
 )
 from actionfusion.datasets.ntu.skeleton_reference import read_skeleton_file_reference
 from actionfusion.datasets.ntu._skeleton_limits import MAX_CAMERA_METRES, joint_out_of_bounds
+from actionfusion.datasets.ntu._skeleton_parse import parse_careful, parse_well_formed
 from actionfusion.errors import SkeletonFormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "ntu"
@@ -336,6 +337,102 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
         with pytest.raises(SkeletonFormatError) as info:
             read_skeleton_file(path)
         assert info.value.line == 1
+
+
+# ------------------------------------------------------------- fast path and careful path
+
+
+def synthetic_crowd() -> SkeletonFile:
+    """The synthetic generator's record of a two-person sample, plus a third body that
+    enters and leaves, bodies listed in a changing order, and frames with no body (the
+    last frame among them)."""
+    from actionfusion.datasets.synthetic.render_sample import sample_skeleton, view_sample
+
+    name = "S001C001P001R001A058"  # handshaking: two bodies in every frame
+    sk = sample_skeleton(0, name, view_sample(0, name, (0, 40)))
+    frames = sk.num_frames
+    joints = np.concatenate([sk.joints, sk.joints[:1]])
+    joints[2, ..., 0] += 0.5  # the third body half a metre beside the first
+    info = np.concatenate([sk.body_info, sk.body_info[:1]])
+    present = np.concatenate([sk.present(), np.zeros((1, frames), bool)])
+    present[2, 10:20] = True
+    present[1, 12:16] = False
+    present[:, [3, 4, frames - 1]] = False
+    order = np.full((3, frames), -1, np.int16)
+    for t in range(frames):
+        here = np.flatnonzero(present[:, t])
+        order[here, t] = np.arange(here.size)[::-1] if t % 2 else np.arange(here.size)
+    joints[~present], info[~present] = np.nan, np.nan
+    ids = np.append(sk.body_ids, sk.body_ids.max() + 7)
+    return SkeletonFile(frames, ids, joints, info, order)
+
+
+def parse_both(path: Path) -> tuple:
+    """(fast path result or None, careful path result) for the file at ``path``."""
+    raw = np.fromfile(path, np.uint8)
+    return parse_well_formed(raw), parse_careful(str(path), raw)
+
+
+def assert_same_parse(fast: tuple, careful: tuple) -> None:
+    """Two parse results (T, body_ids, joints, body_info, body_order): identical bits."""
+    assert fast[0] == careful[0]
+    for x, y in zip(fast[1:], careful[1:]):
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+def test_fast_path_equals_careful_path(tmp_path: Path) -> None:
+    """Every fixture and a synthetic many-body file: the fast path accepts it, and both paths
+    (and the reader) give identical arrays."""
+    crowd = synthetic_crowd()
+    assert (crowd.present().sum(axis=0) == 0).sum() == 3 and (crowd.present().sum(axis=0) == 3).any()
+    paths = list(sorted(FIXTURES.glob("*.skeleton")))
+    for newline in ("\r\n", "\n"):
+        paths.append(tmp_path / f"crowd-{len(newline)}.skeleton")
+        write_skeleton_file(paths[-1], crowd, newline=newline)
+    for path in paths:
+        fast, careful = parse_both(path)
+        assert fast is not None, path.name
+        assert_same_parse(fast, careful)
+        assert_identical(read_skeleton_file(path), SkeletonFile(*careful))
+    assert_identical(read_skeleton_file(paths[-1]), crowd)
+
+
+def test_unusual_legal_spellings(tmp_path: Path) -> None:
+    """Legal but unusual spellings read as the reference reads them: the fast path takes
+    tabs, exponents and blank lines after the last frame, and leaves signed or zero-padded
+    counts and IDs to the careful path."""
+    lines = small_file_lines()
+    variants = {
+        "plus count": ([b"+3"] + lines[1:], False),
+        "zero-padded body ID": (lines[:2] + [b"0" + lines[2]] + lines[3:], False),
+        "blank lines at the end": (lines + [b"", b"  "], True),
+        "tab separators": (lines[:6] + [lines[6].replace(b" ", b"\t")] + lines[7:], True),
+        "exponent": (lines[:6] + [replace_token(lines[6], 8, b"-7.257856E-05")] + lines[7:], True),
+    }
+    for name, (variant, fast_path) in variants.items():
+        path = tmp_path / "legal.skeleton"
+        path.write_bytes(b"\r\n".join(variant) + b"\r\n")
+        fast, careful = parse_both(path)
+        assert (fast is not None) == fast_path, name
+        if fast is not None:
+            assert_same_parse(fast, careful)
+        assert_identical(read_skeleton_file(path), read_skeleton_file_reference(path))
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_malformed_files_take_the_careful_path(tmp_path: Path, name: str) -> None:
+    """The fast path never accepts a malformed file, so the error is the careful path's."""
+    mutate, line = CORRUPTIONS[name]
+    path = tmp_path / "bad.skeleton"
+    path.write_bytes(b"\r\n".join(mutate(small_file_lines())) + b"\r\n")
+    raw = np.fromfile(path, np.uint8)
+    assert parse_well_formed(raw) is None
+    with pytest.raises(SkeletonFormatError) as careful:
+        parse_careful(str(path), raw)
+    with pytest.raises(SkeletonFormatError) as reader:
+        read_skeleton_file(path)
+    assert type(reader.value) is type(careful.value) and str(reader.value) == str(careful.value)
+    assert reader.value.line == careful.value.line == line
 
 
 # ----------------------------------------------------------------------------- fuzzing

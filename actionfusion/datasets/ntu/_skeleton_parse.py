@@ -1,13 +1,23 @@
 """Fast ``.skeleton`` parsing, exact to ``np.float32(float(token))``.
 
-The file's structure is fixed by its count lines, which are few (per frame one
-bodyCount line, per body a body line and a jointCount line): those are walked in Python
-(:class:`_Walker`). All numbers (9 per body line, 12 per joint line) are then parsed in
-one vectorised pass over the whole file (:mod:`._skeleton_numbers`); the few tokens it
-cannot take (exponents such as ``-7.257856E-05``, junk) go through ``float`` one by one
-after the grammar check the reference reader applies. Every error carries the 1-based
-line of the earliest problem in the file, the line that
-:mod:`actionfusion.datasets.ntu.skeleton_reference` reports too.
+Two paths share one vectorised number parser (:mod:`._skeleton_numbers`, all tokens of
+the file in one pass; the few it cannot take, such as exponents ``-7.257856E-05``, go
+through ``float`` one by one after the grammar check the reference reader applies):
+
+- :func:`parse_well_formed`, the fast path, takes the structure from the token count of
+  every line and the values of the count lines: a Python loop runs once per frame (not
+  per line or per body), and the layout those counts imply is checked against all lines
+  at once. It accepts only files it can prove well formed (canonical counts and IDs,
+  every number valid and within bounds, no body twice in a frame) and otherwise returns
+  ``None``, without saying why.
+- :func:`parse_careful` walks the count and body lines in Python (:class:`_Walker`) and
+  finds the earliest problem: every error carries the 1-based line of the earliest
+  problem in the file, the line that :mod:`actionfusion.datasets.ntu.skeleton_reference`
+  reports too.
+
+:func:`parse_skeleton_bytes` tries the fast path and falls back to the careful one, so a
+malformed file gets exactly the careful path's error, and any file either path accepts
+reads to the same arrays.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from actionfusion.datasets.ntu._skeleton_limits import (
     MAX_FRAMES,
     NUM_JOINTS,
     NUMBER_TOKEN,
+    JOINT_FIELD_BOUNDS,
     JOINT_FIELD_COUNT,
     bound_reason,
     int_token_problem,
@@ -241,8 +252,8 @@ def read_into_scratch(path: str) -> np.ndarray:
     return np.frombuffer(buffer.tobytes() + rest, np.uint8)
 
 
-def parse_skeleton_bytes(path: str, data: "bytes | np.ndarray") -> ParsedSkeleton:
-    """Parse a whole ``.skeleton`` file's bytes (``bytes`` or uint8 [n]).
+def parse_careful(path: str, raw: np.ndarray) -> ParsedSkeleton:
+    """Parse a whole ``.skeleton`` file's bytes, uint8 [n] (n > 0), line by line in structure.
 
     Returns:
         (num_frames T, body_ids int64 [B], joints float32 [B, T, 25, 12] NaN where
@@ -251,9 +262,6 @@ def parse_skeleton_bytes(path: str, data: "bytes | np.ndarray") -> ParsedSkeleto
     Raises:
         SkeletonFormatError: with the 1-based line of the earliest problem.
     """
-    raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, np.uint8)
-    if not raw.size:
-        raise SkeletonFormatError(path, "empty file", line=1)
     walker = _Walker(raw)
     try:
         num_frames = walker.walk()
@@ -265,12 +273,264 @@ def parse_skeleton_bytes(path: str, data: "bytes | np.ndarray") -> ParsedSkeleto
     if problems:
         line, reason = min(problems)
         raise SkeletonFormatError(path, reason, line=line)
-    b = len(walker.ids)
-    body, frame = np.array(walker.record_body, np.int64), np.array(walker.record_frame, np.int64)
-    joints_out = np.full((b, num_frames, NUM_JOINTS, JOINT_FIELD_COUNT), np.nan, dtype=np.float32)
-    info_out = np.full((b, num_frames, INFO_FIELD_COUNT), np.nan, dtype=np.float32)
-    order_out = np.full((b, num_frames), -1, dtype=np.int16)
+    body = np.array(walker.record_body, np.int64)
+    frame = np.array(walker.record_frame, np.int64)
+    position = np.array(walker.record_position, np.int64)
+    joints_out, info_out, order_out = _dense(num_frames, len(walker.ids), body, frame, position, info, joints)
+    return num_frames, np.array(walker.ids, dtype=np.int64), joints_out, info_out, order_out
+
+
+def _dense(
+    num_frames: int, num_bodies: int, body: np.ndarray, frame: np.ndarray, position: np.ndarray,
+    info: np.ndarray, joints: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scatter R body records into the dense arrays.
+
+    Args:
+        body, frame, position: int64 [R], each record's body index, frame and position
+            in its frame's body list.
+        info: float64 [R, 9]; joints: float64 [R, 25, 12].
+
+    Returns:
+        joints float32 [B, T, 25, 12] and info float32 [B, T, 9] (NaN where absent),
+        body_order int16 [B, T] (-1 where absent).
+    """
+    joints_out = np.full((num_bodies, num_frames, NUM_JOINTS, JOINT_FIELD_COUNT), np.nan, dtype=np.float32)
+    info_out = np.full((num_bodies, num_frames, INFO_FIELD_COUNT), np.nan, dtype=np.float32)
+    order_out = np.full((num_bodies, num_frames), -1, dtype=np.int16)
     joints_out[body, frame] = joints
     info_out[body, frame] = info
-    order_out[body, frame] = walker.record_position
-    return num_frames, np.array(walker.ids, dtype=np.int64), joints_out, info_out, order_out
+    order_out[body, frame] = position
+    return joints_out, info_out, order_out
+
+
+# --------------------------------------------------------------------------- fast path
+
+_RECORD_TOKENS = 1 + INFO_FIELD_COUNT + 1 + NUM_JOINTS * JOINT_FIELD_COUNT
+"""Tokens from a body line's ID to its last joint value: ID, 9 info, "25", 300 joint values."""
+
+_RECORD_OFFSETS = np.arange(_RECORD_TOKENS)
+_RECORD_BOUNDS = np.tile(JOINT_FIELD_BOUNDS, NUM_JOINTS)
+"""float64 [2, 300]: :data:`JOINT_FIELD_BOUNDS` for the 25 joints of a record, in file order."""
+
+_DIGIT_THRESHOLDS = 10.0 ** np.arange(1, 16)
+"""10, 100, ..., 10**15: ``searchsorted(_, v, "right") + 1`` is the digit count of an integer v >= 0."""
+
+_MAX_ID_DIGITS = len(str(INT64_MAX))
+
+
+class _Lines:
+    """Where the tokens of a text lie, line by line (lines end at ``\\n``; 0-based).
+
+    Attributes:
+        starts, ends: int64 [N], token byte ranges (scratch views), as ``bytes.split`` splits.
+        first_token: int64 [L], index of each line's first token (of the next line's when it
+            has none).
+        per_line: int64 [L], the number of tokens on each line.
+    """
+
+    def __init__(self, raw: np.ndarray) -> None:
+        newlines = line_ends(raw)
+        count = newlines.size + (raw[-1] != 10)  # a last line without its newline counts
+        line_starts = np.empty(count, np.int64)
+        line_starts[0] = 0
+        np.add(newlines[:count - 1], 1, out=line_starts[1:])
+        self.starts, self.ends = tokens(raw, split_like_python=True)
+        self.first_token = np.searchsorted(self.starts, line_starts)
+        self.per_line = np.empty(count, np.int64)
+        np.subtract(self.first_token[1:], self.first_token[:-1], out=self.per_line[:-1])
+        self.per_line[-1] = self.starts.size - self.first_token[-1]
+
+
+def _count_values(lines: _Lines, values: np.ndarray, regular: np.ndarray) -> np.ndarray:
+    """int64 [L]: each line's value where the line is one canonical unsigned integer (digits
+    only: no sign, point or leading zero), else -1.
+
+    A regular token (``[+-]digits[.digits]``) is canonical exactly when its value is an
+    integer >= 0 with as many digits as the token has bytes.
+    """
+    single = np.flatnonzero(lines.per_line == 1)  # the count lines: a few hundred of thousands of lines
+    token = lines.first_token[single]
+    value = values[token]
+    digits = np.searchsorted(_DIGIT_THRESHOLDS, value, side="right") + 1
+    canonical = regular[token]
+    canonical &= lines.ends[token] - lines.starts[token] == digits
+    canonical &= value == np.floor(value)
+    counts = np.full(lines.per_line.size, -1, np.int64)
+    counts[single[canonical]] = value[canonical]
+    return counts
+
+
+def _walk_frames(counts: np.ndarray) -> Optional[Tuple[int, List[int], int]]:
+    """Follow the frameCount and bodyCount lines; one step per frame.
+
+    Args:
+        counts: int64 [L], from :func:`_count_values`.
+
+    Returns:
+        (T, the bodyCount line of each frame [T], the first line after the last frame),
+        or None when a count is missing, out of range, or runs past the end of the file.
+    """
+    n_lines = counts.size
+    num_frames = int(counts[0])
+    if not 0 <= num_frames <= MAX_FRAMES:
+        return None
+    lookup = memoryview(counts)  # indexing gives Python ints, without converting all lines
+    frame_lines: List[int] = []
+    line = 1
+    for _ in range(num_frames):
+        if line >= n_lines:
+            return None
+        body_count = lookup[line]
+        if not 0 <= body_count <= MAX_BODIES_PER_FRAME:
+            return None
+        frame_lines.append(line)
+        line += 1 + LINES_PER_BODY * body_count
+    return (num_frames, frame_lines, line) if line <= n_lines else None
+
+
+def _records(counts: np.ndarray, frame_lines: List[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each body record's body line, frame and position in its frame, int64 [R] each."""
+    frame_line = np.array(frame_lines, np.int64)
+    body_counts = counts[frame_line]
+    frame = np.repeat(np.arange(frame_line.size), body_counts)
+    first = np.cumsum(body_counts) - body_counts  # record index of each frame's first body
+    position = np.arange(frame.size) - first[frame]
+    body_line = frame_line[frame] + 1 + LINES_PER_BODY * position
+    return body_line, frame, position
+
+
+def _layout_holds(lines: _Lines, counts: np.ndarray, frame_lines: List[int], body_line: np.ndarray, end: int) -> bool:
+    """Every line has the token count its place demands (1 for counts, 10 for a body line,
+    12 for a joint line, 0 after the last frame), and every jointCount is 25."""
+    expected = np.full(lines.per_line.size, JOINT_FIELD_COUNT, np.int64)
+    expected[0] = 1
+    expected[frame_lines] = 1
+    expected[body_line] = 1 + INFO_FIELD_COUNT
+    expected[body_line + 1] = 1
+    expected[end:] = 0
+    return bool(np.array_equal(lines.per_line, expected)) and bool((counts[body_line + 1] == NUM_JOINTS).all())
+
+
+def _body_ids(raw: np.ndarray, lines: _Lines, id_tokens: np.ndarray) -> Optional[Tuple[List[int], np.ndarray]]:
+    """Exact body IDs in order of first appearance, and each record's body index int64 [R].
+
+    None when an ID is not a canonical integer token in 0..INT64_MAX (a sign or leading
+    zero would let two spellings name one body: those files take the careful path).
+    """
+    view = memoryview(raw)
+    index_of: dict = {}
+    body: List[int] = []
+    for start, end in zip(lines.starts[id_tokens].tolist(), lines.ends[id_tokens].tolist()):
+        token = view[start:end].tobytes()
+        index = index_of.get(token)
+        if index is None:
+            canonical = token.isdigit() and len(token) <= _MAX_ID_DIGITS and (len(token) == 1 or token[0] != 48)
+            if not canonical or int(token) > INT64_MAX:
+                return None
+            index = index_of[token] = len(index_of)
+        body.append(index)
+    return [int(token) for token in index_of], np.array(body, np.int64)
+
+
+def _fix_irregular(raw: np.ndarray, lines: _Lines, values: np.ndarray, regular: np.ndarray, id_tokens: np.ndarray) -> bool:
+    """Parse, in place, the number tokens the vectorised parser left (exponents, long ones).
+
+    Body IDs are skipped (count tokens are regular once the layout holds). False when a
+    token is not an accepted number (see :data:`NUMBER_TOKEN`) or not finite as float32.
+    ``regular`` (bool [N], scratch) is overwritten.
+    """
+    regular[id_tokens] = True  # skipped: parsed as integers by _body_ids
+    irregular = np.flatnonzero(np.logical_not(regular, out=regular))
+    view = memoryview(raw)
+    for index in irregular.tolist():
+        token = view[int(lines.starts[index]):int(lines.ends[index])].tobytes()
+        if not NUMBER_TOKEN.fullmatch(token):
+            return False
+        value = float(token)
+        if not abs(value) < FLOAT32_OVERFLOW:
+            return False
+        values[index] = value
+    return True
+
+
+def _record_values(values: np.ndarray, id_tokens: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """info float64 [R, 9] and joints float64 [R, 25, 12] of the records whose ID tokens are
+    ``id_tokens`` [R]; None when a joint value lies beyond its physical bound."""
+    if not id_tokens.size:
+        return np.zeros((0, INFO_FIELD_COUNT)), np.zeros((0, NUM_JOINTS, JOINT_FIELD_COUNT))
+    # Scratch, not fresh arrays: here a fresh array of a few hundred KiB costs more in
+    # page faults than the gather itself (measured). Both names are free once decimals
+    # has returned (its values live in another buffer).
+    index = SCRATCH.get("lane_index", (id_tokens.size, _RECORD_TOKENS), np.int64)
+    np.add(id_tokens[:, None], _RECORD_OFFSETS, out=index)
+    records = SCRATCH.get("a", index.shape, np.float64)
+    np.take(values, index, out=records, mode="clip")  # [R, 311]
+    info = records[:, 1:1 + INFO_FIELD_COUNT]
+    joint_values = records[:, 2 + INFO_FIELD_COUNT:]  # [R, 300]
+    low, high = _RECORD_BOUNDS  # [300] each
+    if (np.minimum.reduce(joint_values, axis=0) < low).any() or (np.maximum.reduce(joint_values, axis=0) > high).any():
+        return None
+    return info, joint_values.reshape(-1, NUM_JOINTS, JOINT_FIELD_COUNT)
+
+
+def parse_well_formed(raw: np.ndarray) -> Optional[ParsedSkeleton]:
+    """The fast path: parse ``raw`` (uint8 [n]) if it is a well-formed file, else None.
+
+    Accepts a subset of what :func:`parse_careful` accepts (everything real files hold) and
+    returns the identical result for it; None means "take the careful path", for errors
+    and for rare legal spellings alike (``+1``, ``007``, a body ID with a sign).
+
+    Returns:
+        (num_frames T, body_ids int64 [B], joints float32 [B, T, 25, 12] NaN where
+        absent, body_info float32 [B, T, 9] NaN where absent, body_order int16 [B, T]),
+        or None.
+    """
+    if not raw.size:
+        return None
+    lines = _Lines(raw)
+    if not lines.starts.size:
+        return None
+    values, regular = decimals(raw, lines.starts, lines.ends)
+    counts = _count_values(lines, values, regular)
+    walked = _walk_frames(counts)
+    if walked is None:
+        return None
+    num_frames, frame_lines, end = walked
+    body_line, frame, position = _records(counts, frame_lines)
+    if not _layout_holds(lines, counts, frame_lines, body_line, end):
+        return None
+    id_tokens = lines.first_token[body_line]
+    ids = _body_ids(raw, lines, id_tokens)
+    if ids is None or len(ids[0]) * num_frames > MAX_BODY_FRAME_CELLS:
+        return None
+    if not _fix_irregular(raw, lines, values, regular, id_tokens):
+        return None
+    numbers = _record_values(values, id_tokens)
+    if numbers is None:
+        return None
+    body_ids, body = ids
+    joints, info, order = _dense(num_frames, len(body_ids), body, frame, position, numbers[0], numbers[1])
+    if np.count_nonzero(order >= 0) != body.size:  # a body twice in one frame
+        return None
+    return num_frames, np.array(body_ids, dtype=np.int64), joints, info, order
+
+
+def parse_skeleton_bytes(path: str, data: "bytes | np.ndarray") -> ParsedSkeleton:
+    """Parse a whole ``.skeleton`` file's bytes (``bytes`` or uint8 [n]).
+
+    The fast path first (:func:`parse_well_formed`); the careful path
+    (:func:`parse_careful`) for any file it does not accept.
+
+    Returns:
+        (num_frames T, body_ids int64 [B], joints float32 [B, T, 25, 12] NaN where
+        absent, body_info float32 [B, T, 9] NaN where absent, body_order int16 [B, T]).
+
+    Raises:
+        SkeletonFormatError: with the 1-based line of the earliest problem.
+    """
+    raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, np.uint8)
+    if not raw.size:
+        raise SkeletonFormatError(path, "empty file", line=1)
+    parsed = parse_well_formed(raw)
+    return parsed if parsed is not None else parse_careful(path, raw)

@@ -90,9 +90,13 @@ def read_skeleton_file(path: "os.PathLike[str] | str") -> SkeletonFile:
     :mod:`actionfusion.datasets.ntu._skeleton_parse` for how it is done fast, and
     :mod:`actionfusion.datasets.ntu._skeleton_limits` for the accepted grammar (finite
     decimals only: ``nan``/``inf`` text is rejected, as NaN means "absent" here).
-    About 5x faster than the plain line-by-line reader; it keeps per-thread scratch
-    buffers of roughly 25 times the largest file read so far (about 9 MiB for a
-    360 KiB file) for reuse by the next call.
+    Well-formed files take a fast path; any other file (a malformed one, or a rare legal
+    spelling such as ``+1``) the careful path, which reports the earliest problem. About
+    5x faster than a minimal line-by-line reader (``split`` and ``float`` per value) when
+    reading file after file, about 4.6x right after other work has evicted the caches
+    (CPU time on the NTU fixtures, ``benchmarks/bench_skeleton_parsing.py``). It keeps
+    per-thread scratch buffers of roughly 25 times the largest file read so far (about
+    9 MiB for a 360 KiB file) for reuse by the next call.
 
     Returns:
         SkeletonFile: body_ids int64 [B] in order of first appearance, joints float32
