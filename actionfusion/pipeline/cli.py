@@ -402,11 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pku-version", default="v1", choices=("v1", "v2"), help="pku-mmd: which release's layout")
     p.add_argument("--kinds", default="motion", type=_synth_kinds,
                    help="videos: comma-separated class kinds to render (motion, object, interaction)")
-    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
-    p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="dataset seed: outputs are a pure function of it")
+    p.add_argument("--scale", default="default", choices=("tiny", "default", "large"),
+                   help="dataset size: tiny (tests), default (the `make demo` set: 360 samples), large (1,800)")
     p.add_argument("--rgb-size", type=frame_size, default=None,
                    help="RGB video size WxH, e.g. 1920x1080 (default: scaled down)")
-    p.add_argument("--workers", type=workers, default=2)
+    p.add_argument("--workers", type=workers, default=2, help="rendering processes")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
@@ -420,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb-size", type=int, default=None,
                    help="side of the square RGB person crop (default 192; videos: 0 = no crops)")
     p.add_argument("--rgb-quality", type=int, default=None, help="JPEG quality of the stored RGB frames (default 75)")
-    p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop")
-    p.add_argument("--num-points", type=int, default=None, help="points per frame")
+    p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop (default 56)")
+    p.add_argument("--num-points", type=int, default=None, help="points per frame (default 256)")
     p.add_argument("--max-actors", type=int, default=None,
                    help="actors (NTU) or tracked people (videos) kept per sample (default: NTU 2, videos all)")
     p.add_argument("--labels", default=None, help="videos: CSV with a header video,label[,split] (paths relative to ROOT)")
@@ -432,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float_in(0.01, 0.9), default=None,
                    help="videos: share of each class held out for testing (default 0.2)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="videos: seed of the split (default 0)")
-    p.add_argument("--workers", type=workers, default=2)
+    p.add_argument("--workers", type=workers, default=2, help="worker processes (videos: pose models, one each)")
     p.add_argument("--limit", type=int_in(0, 10**9), default=None, help="prepare at most this many samples")
     p.add_argument(
         "--exclude-missing-skeletons",
@@ -683,8 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic dataset")
     p.add_argument("--out", default="demo_output")
-    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
-    p.add_argument("--scale", default="default", choices=("tiny", "default", "large"))
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="dataset seed: outputs are a pure function of it")
+    p.add_argument("--scale", default="default", choices=("tiny", "default", "large"),
+                   help="dataset size: tiny (tests), default (the `make demo` set: 360 samples), large (1,800)")
     p.add_argument("--workers", type=workers, default=2)
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a value of the demo's training config, e.g. --set schedule.epochs=5")
