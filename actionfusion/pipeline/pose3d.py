@@ -1,6 +1,10 @@
-"""``actionfusion pose3d train|evaluate``: UniPose on an NTU-format root (weakly supervised 3D pose).
+"""``actionfusion pose3d train|evaluate``: UniPose (weakly supervised 3D pose).
 
-Data (per sample of the benchmark split, first actor only; samples where a second body appears
+With ``data.store`` (the default path), inputs come from a prepared sample store and the
+library's own 2D detections (:mod:`.pose3d_store`). Without it, ``data.root`` is read raw and
+only the ablation ``data.detections: simulated_from_kinect`` is possible, as follows.
+
+Raw root (per sample of the benchmark split, first actor only; samples where a second body appears
 in a kept frame are skipped, since the masked depth then holds two people):
 
 - skeleton file (``read_skeleton_file``): the rendered skeleton's depthX/depthY make the simulated
@@ -15,7 +19,7 @@ in a kept frame are skipped, since the masked depth then holds two people):
 
 Frames are subsampled by ``data.frame_stride`` / ``max_frames_per_sample`` (CPU budget).
 Outputs under ``work_dir``: ``point_net.safetensors``, ``depth_a2j.safetensors``,
-``rgb_a2j.safetensors``, ``config.json``, ``metrics.json``.
+``rgb_a2j.safetensors``, ``config.json``, ``metrics.json``, ``skeletons.png``.
 """
 
 from __future__ import annotations
@@ -40,11 +44,11 @@ from ..modalities.pointcloud.backproject import depth_to_points
 from ..modalities.pointcloud.sampling import sample_points
 from ..modalities.pose.unipose import dataset as ud
 from ..modalities.pose.unipose.config import UniPoseConfig, UniPoseConfigError, unipose_config_from_dict
-from ..modalities.pose.unipose.metrics import pose_metrics
+from ..modalities.pose.unipose.metrics import per_joint_metrics, pose_metrics
+from ..modalities.skeleton.layouts import get_layout
 from ..modalities.pose.unipose.train import (build_lifting_net, build_point_net, predict_lifting, predict_points,
                                               train_lifting_network, train_point_network)
 from ..modalities.rgb.video import open_video
-from ..modalities.skeleton.layouts import convert_layout
 from .checkpoints import load_weights, save_weights
 from .config import apply_overrides
 
@@ -96,7 +100,7 @@ def load_sequence(paths: SamplePaths, cfg: UniPoseConfig) -> Optional[tuple[ud.S
     n = cfg.detector
     det_all = ud.simulate_detections(np.nan_to_num(joints[:, :, 3:5]), rng, n.pixel_sigma, n.miss_prob, n.swap_prob,
                                      n.outlier_prob, n.outlier_pixels, n.score_range)
-    reference_all = convert_layout(joints[:, :, :3], "ntu25", ud.LAYOUT, missing="nearest")
+    reference_all = ud.kinect_reference_coco17(joints[:, :, :3])
     wanted = {t: i for i, t in enumerate(kept)}
     pts, boxes, refs, crops, base, surf = {}, {}, {}, {}, {}, {}
     for index, depth in iter_depth_frames(paths.depth_masked):
@@ -141,6 +145,10 @@ def load_sequence(paths: SamplePaths, cfg: UniPoseConfig) -> Optional[tuple[ud.S
 def load_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
                ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
     """Records and naive-baseline poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``."""
+    if cfg.data.store:
+        from .pose3d_store import load_store_split
+
+        return load_store_split(cfg, split, log)
     if not cfg.data.root:
         raise UniPoseConfigError("data.root", "set it to an NTU-format root (e.g. --set data.root=DIR)")
     index = scan_ntu_root(cfg.data.root)
@@ -166,20 +174,36 @@ def load_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
     return records, baselines
 
 
-def _metrics(poses: Sequence[np.ndarray], records: Sequence[ud.SequenceRecord]) -> dict[str, float]:
-    return pose_metrics(np.concatenate(list(poses)), np.concatenate([r.reference for r in records]))
+def _metrics(poses: Sequence[np.ndarray], records: Sequence[ud.SequenceRecord]) -> dict[str, Any]:
+    """Overall MPJPE / mAP@10cm and the same per joint, on the joints the reference has (no face joints)."""
+    pred, ref = np.concatenate(list(poses)), np.concatenate([r.reference for r in records])
+    out: dict[str, Any] = pose_metrics(pred, ref)
+    out["per_joint"] = per_joint_metrics(pred, ref, get_layout(ud.LAYOUT).joint_names)
+    return out
+
+
+def predict_all(cfg: UniPoseConfig, records: Sequence[ud.SequenceRecord], baselines: Sequence[np.ndarray],
+                models: dict[str, torch.nn.Module]) -> dict[str, list[np.ndarray]]:
+    """Per method, the poses float32 [T, 17, 3] of each record: the naive lift and each model."""
+    out = {"naive_baseline": list(baselines)}
+    if "point" in models:
+        out["point_network"] = list(predict_points(models["point"], records))
+    for modality in ("depth", "rgb"):
+        if modality in models:
+            out[f"{modality}_lifting"] = list(predict_lifting(models[modality], records, modality, cfg))
+    return out
 
 
 def evaluate_models(cfg: UniPoseConfig, records: Sequence[ud.SequenceRecord], baselines: Sequence[np.ndarray],
-                    models: dict[str, torch.nn.Module]) -> dict[str, dict[str, float]]:
-    """MPJPE (m) and mAP@10cm of the baseline and of each model against the held-out reference."""
-    out = {"naive_baseline": _metrics(baselines, records)}
-    if "point" in models:
-        out["point_network"] = _metrics(predict_points(models["point"], records), records)
-    for modality in ("depth", "rgb"):
-        if modality in models:
-            out[f"{modality}_lifting"] = _metrics(predict_lifting(models[modality], records, modality, cfg), records)
-    return out
+                    models: dict[str, torch.nn.Module], figure: "Path | None" = None) -> dict[str, dict[str, Any]]:
+    """MPJPE (m) and mAP@10cm, overall and per joint, of the baseline and of each model against the held-out
+    reference; with ``figure``, also a PNG of predicted against reference skeletons on a few frames."""
+    poses = predict_all(cfg, records, baselines, models)
+    if figure is not None:
+        from .pose3d_figure import save_pose3d_figure
+
+        save_pose3d_figure(figure, records, poses)
+    return {method: _metrics(p, records) for method, p in poses.items()}
 
 
 def run_pose3d_train(config_path: "str | Path", overrides: Iterable[str] = (), work_dir: "str | Path | None" = None,
@@ -204,14 +228,14 @@ def run_pose3d_train(config_path: "str | Path", overrides: Iterable[str] = (), w
         models[modality], lift_hist[modality] = train_lifting_network(
             train_records, pseudo, modality, cfg, INTRINSICS, log)
         save_weights(work / WEIGHT_FILES[modality], models[modality])
-    results = evaluate_models(cfg, test_records, test_base, models)
+    results = evaluate_models(cfg, test_records, test_base, models, figure=work / "skeletons.png")
     report = {"test": results, "train_pseudo_labels": _metrics(pseudo, train_records),
               "point_loss_history": point_hist, "lift_loss_history": lift_hist,
               "train_frames": sum(r.num_frames for r in train_records),
               "test_frames": sum(r.num_frames for r in test_records), "seconds": time.perf_counter() - t0}
     atomic_write_json(work / "config.json", cfg.to_dict())
     atomic_write_json(work / "metrics.json", report)
-    log(json.dumps({"test": results, "seconds": round(report["seconds"], 1)}))
+    log(json.dumps({"test": _overall(results), "seconds": round(report["seconds"], 1)}))
     return report
 
 
@@ -233,6 +257,10 @@ def run_pose3d_evaluate(config_path: "str | Path", checkpoint: "str | Path", ove
     for m in models.values():
         m.eval()
     records, baselines = load_split(cfg, "test", log)
-    results = evaluate_models(cfg, records, baselines, models)
-    log(json.dumps({"test": results}))
+    results = evaluate_models(cfg, records, baselines, models, figure=ckpt / "skeletons_evaluate.png")
+    log(json.dumps({"test": _overall(results)}))
     return results
+
+
+def _overall(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {m: {k: v for k, v in r.items() if k != "per_joint"} for m, r in results.items()}

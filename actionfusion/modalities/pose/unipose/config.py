@@ -29,6 +29,18 @@ class DataSection:
     """Which frames are read and how they become network inputs.
 
     Attributes:
+        store: a prepared sample store (``actionfusion prepare ROOT --out STORE --modalities
+            skeleton,depth,points``): points and depth come from it, and its skeleton serves only
+            as the evaluation reference. Empty: read the raw ``root`` instead (simulated detector only).
+        pose_store: the store holding ``pose2d`` (``actionfusion extract-poses ROOT --out STORE``);
+            empty = ``store``.
+        detections: ``store_pose2d`` (the library's own 2D detections from the RGB video, mapped
+            into the depth frame by ``color_to_depth``) or ``simulated_from_kinect`` (ablation:
+            the Kinect skeleton's projections plus the ``detector`` section's noise).
+        color_to_depth: the colour-to-depth pixel map
+            (:func:`actionfusion.modalities.pose.color_to_depth.get_color_to_depth`): ``synthetic``,
+            ``ntu_kinect_c001``, ``ntu_kinect_c003``, ``ntu_by_camera``.
+        min_score: a detected joint with a lower score counts as missed.
         root: NTU-format root (``nturgb+d_skeletons``, ``nturgb+d_depth_masked``, ``nturgb+d_rgb``).
         benchmark: split whose ``train`` part trains and whose ``test`` part evaluates (xsub).
         frame_stride: keep every ``frame_stride``-th frame of a sample (subsampling for CPU runs).
@@ -44,6 +56,11 @@ class DataSection:
         use_rgb: read the RGB video and train the RGB lifting network.
     """
 
+    store: str = ""
+    pose_store: str = ""
+    detections: str = "store_pose2d"
+    color_to_depth: str = "synthetic"
+    min_score: float = 0.0
     root: str = ""
     benchmark: str = "ntu60_xsub"
     frame_stride: int = 1
@@ -252,6 +269,13 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
 
 def _check(cfg: UniPoseConfig) -> None:
     checks = [
+        (cfg.data.detections in ("store_pose2d", "simulated_from_kinect"), "data.detections",
+         "must be store_pose2d or simulated_from_kinect"),
+        (bool(cfg.data.store) or cfg.data.detections == "simulated_from_kinect" or not cfg.data.root, "data.store",
+         "detections: store_pose2d reads a prepared store (set data.store; a raw root only serves "
+         "detections: simulated_from_kinect)"),
+        (not (cfg.data.store and cfg.data.use_rgb), "data.use_rgb",
+         "must be false with data.store (the RGB lifting network reads the raw root's video)"),
         (cfg.data.num_points >= 32, "data.num_points", "must be >= 32"),
         (cfg.data.clip_len >= 3, "data.clip_len", "must be >= 3 (the motion loss needs 3 frames)"),
         (cfg.data.frame_stride >= 1, "data.frame_stride", "must be >= 1"),

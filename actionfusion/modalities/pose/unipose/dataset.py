@@ -11,7 +11,8 @@ A :class:`SequenceRecord` holds one sample's kept frames as arrays (built by
   reference depth in metres (median valid depth in the box);
 - ``surface`` float32 [T, 17, 2]: body-volume depth targets and weights
   (:func:`surface_thickness_targets`), a weak cue from depth and detections;
-- ``reference`` float32 [T, 17, 3]: the held-out 3D reference (Kinect skeleton in COCO-17).
+- ``reference`` float32 [T, 17, 3]: the held-out 3D reference (Kinect skeleton in COCO-17, NaN
+  at the face joints, which have no Kinect twin: :func:`kinect_reference_coco17`).
   Only evaluation reads it: the training datasets below never put it into an item, and
   :func:`assert_no_reference` checks batches for it.
 
@@ -63,6 +64,20 @@ class SequenceRecord:
     def num_frames(self) -> int:
         """T."""
         return int(self.points.shape[0])
+
+
+NO_KINECT_TWIN = (0, 1, 2, 3, 4)
+"""COCO-17 joints with no Kinect-25 twin: nose, eyes, ears (Kinect's "head" is the head centre).
+The evaluation reference holds NaN there, so no copied face joint is scored."""
+
+
+def kinect_reference_coco17(xyz: np.ndarray) -> np.ndarray:
+    """xyz float [..., 25, 3] Kinect joints (metres) -> float32 [..., 17, 3] COCO-17 evaluation reference,
+    NaN at :data:`NO_KINECT_TWIN` and where the Kinect joint is missing (all zero)."""
+    ref = convert_layout(np.nan_to_num(np.asarray(xyz, np.float32)), "ntu25", LAYOUT, missing="nan")
+    ref[..., list(NO_KINECT_TWIN), :] = np.nan
+    ref[~np.any(ref != 0, axis=-1)] = np.nan
+    return ref
 
 
 def assert_no_reference(item: dict) -> None:

@@ -44,3 +44,19 @@ def map_at(pred: np.ndarray, ref: np.ndarray, threshold_m: float = MAP_THRESHOLD
 def pose_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """``{"mpjpe_m": ..., "map_10cm": ...}`` for float [..., J, 3] predictions and reference."""
     return {"mpjpe_m": mpjpe(pred, ref), "map_10cm": map_at(pred, ref)}
+
+
+def per_joint_metrics(pred: np.ndarray, ref: np.ndarray, joint_names: "tuple[str, ...] | list[str]"
+                      ) -> dict[str, dict[str, float]]:
+    """``{joint name: {"mpjpe_m", "map_10cm", "count"}}`` over float [..., J, 3] predictions and reference,
+    for every joint that has at least one finite reference (NaN reference joints are not scored)."""
+    p = np.asarray(pred, dtype=np.float64).reshape(-1, len(joint_names), 3)
+    r = np.asarray(ref, dtype=np.float64).reshape(-1, len(joint_names), 3)
+    out = {}
+    for j, name in enumerate(joint_names):
+        err = np.linalg.norm(p[:, j] - r[:, j], axis=-1)
+        err = err[np.isfinite(err)]
+        if err.size:
+            out[name] = {"mpjpe_m": float(err.mean()), "map_10cm": float((err <= MAP_THRESHOLD_M).mean()),
+                         "count": int(err.size)}
+    return out
