@@ -1,6 +1,6 @@
 """Point sampling speed and coverage against open3d's farthest_point_down_sample.
 
-Two workloads, each at n = 1024 and n = 512:
+Two workloads, each at n = 1024 and n = 256 (the prepare default; --sizes picks others):
   fixture    every masked depth frame of the NTU fixture S001C001P001R001A058, back-projected
              (about 10,000 points each: two performers at 3.3-4.2 m)
   synthetic  four full 320x240 depth frames (76,800 points each) of a room with a moving ball:
@@ -8,20 +8,25 @@ Two workloads, each at n = 1024 and n = 512:
 
 Methods:
   open3d_fps          open3d PointCloud.farthest_point_down_sample, frame by frame (the baseline)
+  open3d_fps_ours     the same through our sample_points(..., "open3d_fps") (random start, float32 out):
+                      what prepare runs with point_sampling="open3d_fps"
   voxel_fps           our sample_points(..., "voxel_fps", voxel_size=0.02), frame by frame
-  voxel_fps_5cm       the same with 5 cm voxels (fewer FPS candidates)
+  voxel_fps_3cm, _5cm the same with 3 and 5 cm voxels (fewer FPS candidates)
   voxel_fps_batched   our sample_points_batched(..., "voxel_fps"): voxelise each frame, one torch FPS
                       over all frames (2 cm; and _5cm)
   torch_fps_batched   our farthest_point_sample_batched on all raw frames at once (exact FPS)
 
 Coverage: for each frame, the distance from every input point to its nearest sampled point;
 reported as the mean over frames of the per-frame mean and of the per-frame max (metres).
-Lower is better; exact FPS minimises the max. Speed is frames/s (best of --repeats, interleaved).
+Lower is better; exact FPS minimises the max. Speed is frames/s (best of --repeats). The methods
+run interleaved, one after the other within each repeat (the order rotating from repeat to
+repeat), so every ratio compares runs made under the same machine load.
 
-Prints one JSON line: per workload and n, each method's frames/s, coverage, and its speedup
-over open3d.
+Prints one JSON line: per workload and n, each method's frames/s, coverage, and its speedup over
+open3d: ``speedup_vs_open3d`` (best time over best time) and ``speedup_median`` (the median over
+repeats of the same-repeat ratio; the steadier of the two on a loaded machine).
 
-Run: .venv/bin/python benchmarks/bench_point_sampling.py
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_point_sampling.py --repeats 5
 """
 
 from __future__ import annotations
@@ -100,6 +105,10 @@ def open3d_fps(clouds: list[np.ndarray], n: int) -> np.ndarray:
     return np.stack(out)
 
 
+def open3d_fps_ours(clouds: list[np.ndarray], n: int) -> np.ndarray:
+    return np.stack([sample_points(c, n, "open3d_fps", rng=t) for t, c in enumerate(clouds)])
+
+
 def voxel_fps(voxel_size: float) -> Sampler:
     def run(clouds: list[np.ndarray], n: int) -> np.ndarray:
         return np.stack([sample_points(c, n, "voxel_fps", voxel_size=voxel_size, rng=t) for t, c in enumerate(clouds)])
@@ -139,20 +148,25 @@ def coverage(clouds: list[np.ndarray], samples: np.ndarray) -> dict[str, float]:
 
 
 def measure(clouds: list[np.ndarray], methods: dict[str, Sampler], n: int, repeats: int) -> dict[str, object]:
-    best = {name: float("inf") for name in methods}
+    names = list(methods)
+    times: dict[str, list[float]] = {name: [] for name in names}
     samples: dict[str, np.ndarray] = {}
-    for _ in range(repeats):
-        for name, method in methods.items():
+    for name in names:  # warm-up: imports, allocator, caches
+        methods[name](clouds[:2], n)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate: no method always runs first
             start = time.perf_counter()
-            samples[name] = method(clouds, n)
-            best[name] = min(best[name], time.perf_counter() - start)
+            samples[name] = methods[name](clouds, n)
+            times[name].append(time.perf_counter() - start)
     result: dict[str, object] = {}
-    for name in methods:
+    for name in names:
         assert samples[name].shape == (len(clouds), n, 3), (name, samples[name].shape)
+        best = min(times[name])
         result[name] = {
-            "frames_per_s": round(len(clouds) / best[name], 1),
-            "ms_per_frame": round(1000 * best[name] / len(clouds), 2),
-            "speedup_vs_open3d": round(best["open3d_fps"] / best[name], 2),
+            "frames_per_s": round(len(clouds) / best, 1),
+            "ms_per_frame": round(1000 * best / len(clouds), 2),
+            "speedup_vs_open3d": round(min(times["open3d_fps"]) / best, 2),
+            "speedup_median": round(float(np.median(np.array(times["open3d_fps"]) / np.array(times[name]))), 2),
             "coverage": coverage(clouds, samples[name]),
         }
     return result
@@ -160,7 +174,10 @@ def measure(clouds: list[np.ndarray], methods: dict[str, Sampler], n: int, repea
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 256], help="sample sizes n")
+    parser.add_argument("--workloads", nargs="+", choices=("fixture", "synthetic"), default=["fixture", "synthetic"])
+    parser.add_argument("--methods", nargs="+", help="subset of the methods (open3d_fps always runs)")
     parser.add_argument(
         "--torch-threads", type=int, default=1,
         help="torch intra-op threads; 1 by default: on a busy 2-core machine more threads spin and run 10-50x slower",
@@ -172,22 +189,32 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     methods = {
         "open3d_fps": open3d_fps,
+        "open3d_fps_ours": open3d_fps_ours,
         "voxel_fps": voxel_fps(0.02),
+        "voxel_fps_3cm": voxel_fps(0.03),
         "voxel_fps_5cm": voxel_fps(0.05),
         "voxel_fps_batched": voxel_fps_batched(0.02),
+        "voxel_fps_batched_3cm": voxel_fps_batched(0.03),
         "voxel_fps_batched_5cm": voxel_fps_batched(0.05),
         "torch_fps_batched": torch_fps_batched,
     }
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(methods))
+        if unknown:
+            raise SystemExit(f"unknown methods {unknown}; known: {sorted(methods)}")
+        methods = {name: methods[name] for name in methods if name == "open3d_fps" or name in args.methods}
     results: dict[str, object] = {
         "torch_threads": args.torch_threads,
+        "repeats": args.repeats,
         "fixture_frames": len(fixture),
         "fixture_points_per_frame": int(np.mean([len(c) for c in fixture])),
         "synthetic_frames": len(synthetic),
         "synthetic_points_per_frame": int(np.mean([len(c) for c in synthetic])),
     }
-    for n in (1024, 512):
-        results[f"fixture_n{n}"] = measure(fixture, methods, n, args.repeats)
-        results[f"synthetic_n{n}"] = measure(synthetic, methods, n, args.repeats)
+    workloads = {"fixture": fixture, "synthetic": synthetic}
+    for n in args.sizes:
+        for workload in args.workloads:
+            results[f"{workload}_n{n}"] = measure(workloads[workload], methods, n, args.repeats)
     print(json.dumps(results))
 
 

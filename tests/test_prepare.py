@@ -139,7 +139,7 @@ def test_prepare_writes_every_modality_with_shapes_and_dtypes(tmp_path: Path, sh
 
     rng = np.random.default_rng(sample_seed(name, config.seed))
     exact = sample_points(depth_to_points(read_depth_png(DEPTH / "MDepth-00000001.png"), config.camera),
-                          config.num_points, method=config.point_sampling, rng=rng)
+                          config.num_points, method=config.point_sampling, voxel_size=config.point_voxel_size, rng=rng)
     assert np.abs(points[0] - exact).max() <= 2e-3  # float16 keeps mm-level precision at NTU depths
 
     manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())

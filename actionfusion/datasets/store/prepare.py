@@ -35,7 +35,7 @@ from ..ntu.index import SamplePaths, scan_ntu_root
 from ..ntu.missing_skeletons import MISSING_SKELETONS_NTU120
 from .layout import FAILURES_FILE, MANIFEST_FILE, META_FILE, is_published_sample, samples_dir
 from .manifest import build_manifest, check_resumable_config, read_manifest, utc_now_iso, write_manifest
-from .prepare_config import PrepareConfig
+from .prepare_config import PrepareConfig, complete_stored_config
 from .prepare_report import PrepareReport, estimate_sizes
 from .prepare_sample import SampleResult, error_text, peak_rss_mb, prepare_sample, wanted_modalities
 
@@ -169,7 +169,8 @@ def _open_store(out: Path, root: Path, config: PrepareConfig, overwrite: bool) -
             for name in (FAILURES_FILE, MANIFEST_FILE):
                 (out / name).unlink(missing_ok=True)
         else:
-            check_resumable_config(out, manifest.get("config") or {}, wanted)
+            # a key added to PrepareConfig since the store was made reads as its historical value
+            check_resumable_config(out, complete_stored_config(manifest.get("config") or {}), wanted)
             statuses = _published_statuses(out)
             for name, entry in (manifest.get("samples") or {}).items():
                 if entry.get("status") == "failed" and name not in statuses:

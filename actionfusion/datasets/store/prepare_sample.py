@@ -302,7 +302,7 @@ def _depth_points_stage(paths: SamplePaths, staging: Path, config: PrepareConfig
             result.failures.append(("depth", error_text(err)))
             depth_ok = False
 
-    # imported here: the sampling module imports torch, which the orchestrating process never needs
+    # imported here: only the workers that sample points need them
     from ...modalities.pointcloud.backproject import depth_to_points
     from ...modalities.pointcloud.sampling import sample_points
 
@@ -334,7 +334,8 @@ def _depth_points_stage(paths: SamplePaths, staging: Path, config: PrepareConfig
                     cloud = depth_to_points(depth, config.camera)
                     if len(cloud) == 0:
                         empty_frames.append(t)
-                    points[t] = sample_points(cloud, config.num_points, method=config.point_sampling, rng=rng)
+                    points[t] = sample_points(cloud, config.num_points, method=config.point_sampling,
+                                              voxel_size=config.point_voxel_size, rng=rng)
                 except Exception as err:
                     result.failures.append(("points", error_text(err)))
                     points_ok = False

@@ -1,15 +1,41 @@
-"""Fixed-size point sampling: random, exact farthest-point sampling (FPS), and voxel-then-FPS.
+"""Fixed-size point sampling: random, exact farthest-point sampling (FPS, ours or open3d's), voxel-then-FPS.
 
 Farthest-point sampling picks each next point as the one farthest from those already
 picked, which covers the cloud evenly; exact FPS costs O(n P). ``"voxel_fps"`` first
 replaces the cloud by its voxel-grid centroids (one per occupied ``voxel_size`` cube,
 computed with numpy) and runs FPS on those survivors; its outputs are voxel centroids,
 not input points. How much that saves depends on the voxel size against the pixel
-spacing (about 1 cm at 3.5 m for Kinect v2 depth). Measured on the masked NTU fixture
-(about 10,000 points a frame, n = 1024, busy 2-core CPU; benchmarks/bench_point_sampling.py):
-2 cm voxels keep about 6,000 centroids and run at open3d's speed (1.1x) with the same
-mean coverage; 5 cm voxels keep about 1,500 and run 1.5x faster per frame (2.8x batched),
-same mean coverage, worst-case gap 5.5 cm against 4.0 cm for exact FPS.
+spacing (about 1 cm at 3.5 m for Kinect v2 depth). ``"open3d_fps"`` is open3d's exact FPS
+(:mod:`.open3d_backend`, open3d imported on first use).
+
+Which to use, measured (``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_point_sampling.py
+--repeats 7 --workloads fixture``; every masked depth frame of the NTU fixture, 71 frames of about
+10,000 points; busy 2-core CPU, methods interleaved, speed as the ratio to open3d in the same run;
+coverage = mean over frames of the mean / max distance from an input point to its nearest sample):
+
+==========  =====================  =============  =================  ==============================
+n           method                 vs open3d      mean coverage      max coverage
+==========  =====================  =============  =================  ==============================
+256         open3d_fps (ours)      1.03-1.05x     42.5 mm            81.9 mm (open3d 4.0 ms/frame)
+256         voxel_fps 2 cm         0.77-0.82x     42.6 mm            85.2 mm
+256         voxel_fps 5 cm         1.03-1.04x     42.4 mm            91.8 mm
+256         batched 5 cm           1.50-1.64x     42.4 mm            92.1 mm
+1024        open3d_fps (ours)      0.98-1.04x     20.6 mm            39.9 mm (open3d 17.6 ms/frame)
+1024        voxel_fps 2 cm         1.01-1.04x     20.8 mm            45.0 mm
+1024        voxel_fps 5 cm         1.43-1.62x     20.3 mm            54.7 mm
+1024        batched 5 cm           2.67-2.70x     20.3 mm            54.8 mm
+==========  =====================  =============  =================  ==============================
+
+(ranges: best-time ratio and median same-repeat ratio.) At prepare's n = 256, frame by frame as
+prepare streams them, open3d's exact FPS is as fast as our fastest per-frame sampler (5 cm
+voxels) at the same mean coverage and keeps the better worst case (82 against 92 mm), so it is
+the prepare default (``PrepareConfig.point_sampling``). For ``"voxel_fps"``, 5 cm is the
+measured voxel edge (``PrepareConfig.point_voxel_size``): 2 cm is slower than open3d at n = 256
+with no better mean coverage. The batched path (:mod:`.batched_sampling`, 5 cm) is the one that
+beats open3d by 2x at n = 1024 (same mean coverage within 0.3 mm, worse worst case); at n = 256
+it would save about 1.5 ms of the roughly 7 ms a frame that prepare spends on depth (reading the
+PNG about 2 ms, back-projecting 1 ms, sampling 4 ms), not worth collecting a clip's clouds and
+loading torch in every worker.
 
 Determinism: every random choice (the FPS starting point, random subsets) comes
 from ``rng`` (a ``numpy.random.Generator`` or an int seed; ``None`` means seed 0, so a
@@ -36,8 +62,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from einops import rearrange
 
+from .open3d_backend import open3d_farthest_point_sample
+
 RngLike = Union[np.random.Generator, int, None]
-SAMPLING_METHODS = ("random", "fps", "voxel_fps")
+SAMPLING_METHODS = ("random", "fps", "voxel_fps", "open3d_fps")
 
 
 def _as_rng(rng: RngLike) -> np.random.Generator:
@@ -123,12 +151,15 @@ def sample_points(
         ``"voxel_fps"``: voxel-grid centroids (edge ``voxel_size``), then FPS on them. If fewer
         than n voxels are occupied the voxel edge is halved (up to 3 times), and failing that
         exact FPS on all points is used.
+        ``"open3d_fps"``: exact FPS by open3d (``farthest_point_down_sample``) from a random
+        start; outputs are input points, in input order (not pick order). open3d is imported on
+        first use.
 
     Args:
         points: [P, 3] float array (metres for the default voxel size).
         n: number of points wanted (> 0).
         method: one of :data:`SAMPLING_METHODS`.
-        voxel_size: voxel edge for ``"voxel_fps"``.
+        voxel_size: voxel edge for ``"voxel_fps"`` (ignored by the other methods).
         rng: Generator or int seed; None = seed 0.
         return_is_empty: also return whether the cloud was empty (P == 0).
     Returns:
@@ -150,6 +181,8 @@ def sample_points(
         sampled = pts[generator.choice(len(pts), size=n, replace=False)]
     elif method == "fps":
         sampled = pts[farthest_point_sample(pts, n, int(generator.integers(len(pts))))]
+    elif method == "open3d_fps":
+        sampled = open3d_farthest_point_sample(pts, n, int(generator.integers(len(pts))))
     else:
         sampled = _voxel_fps(pts, n, voxel_size, generator)
     sampled = np.ascontiguousarray(sampled, dtype=np.float32)
