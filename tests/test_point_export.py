@@ -54,3 +54,25 @@ def test_export_frames_subset_negative_index_and_refusals(tmp_path: Path) -> Non
         with pytest.raises(UnsafePathError):
             export_points(_Points(bad, store.points), bad, tmp_path / "inner")
     assert not (tmp_path / "escape_00000.ply").exists() and not (tmp_path / "inner").exists()
+
+
+def test_export_points_command_on_a_prepared_store(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from actionfusion.datasets.store.prepare import PrepareConfig, prepare_store
+    from actionfusion.datasets.synthetic.generate import SynthConfig, generate_synthetic_ntu
+    from actionfusion.pipeline.cli import main
+
+    generate_synthetic_ntu(tmp_path / "raw", SynthConfig(scale="tiny", actions=(23,), performers=(1,), cameras=(1,),
+                                                         modalities=("skeleton", "depth_masked")),
+                           workers=1, progress=False)
+    prepare_store(tmp_path / "raw", tmp_path / "store", PrepareConfig(modalities=("skeleton", "points"), num_points=64),
+                  workers=0, progress=False)
+    name = next(p.name for p in (tmp_path / "store" / "samples").iterdir())
+    assert main(["export-points", str(tmp_path / "store"), name, "--out", str(tmp_path / "ply"), "--frames", "0", "-1",
+                 "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert len(files) == 2 and all(Path(f).parent == tmp_path / "ply" for f in files)
+    assert len(np.asarray(o3d.io.read_point_cloud(files[0]).points)) == 64
+    assert main(["export-points", str(tmp_path / "store"), name, "--out", str(tmp_path / "ply"), "--frames", "999"]) == 2
+    assert "out of range" in capsys.readouterr().err

@@ -88,7 +88,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     overrides = {}
     if args.modalities:
         overrides["modalities"] = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
-    for key in ("rgb_size", "rgb_quality", "depth_size", "num_points", "max_actors"):
+    for key in ("rgb_size", "rgb_quality", "depth_size", "num_points", "max_actors", "point_sampling",
+                "point_voxel_size"):
         value = getattr(args, key)
         if value is not None:
             overrides["rgb_jpeg_quality" if key == "rgb_quality" else key] = value
@@ -117,6 +118,7 @@ def _prepare_skeleton_dataset(args: argparse.Namespace) -> int:
 
     flags = [("--modalities", args.modalities), ("--rgb-size", args.rgb_size), ("--rgb-quality", args.rgb_quality),
              ("--depth-size", args.depth_size), ("--num-points", args.num_points), ("--max-actors", args.max_actors),
+             ("--point-sampling", args.point_sampling), ("--point-voxel-size", args.point_voxel_size),
              ("--limit", args.limit), ("--ray", args.ray), ("--labels", args.labels), ("--benchmark", args.benchmark),
              ("--val-fraction", args.val_fraction), ("--test-fraction", args.test_fraction)]
     given = [flag for flag, value in flags if value is not None] + [
@@ -137,7 +139,9 @@ def _prepare_video_folder(args: argparse.Namespace) -> int:
     from .prepare_videos import DEFAULT_BENCHMARK, prepare_videos
 
     ntu_only = [flag for flag, value in (("--modalities", args.modalities), ("--depth-size", args.depth_size),
-                                         ("--num-points", args.num_points), ("--ray", args.ray))
+                                         ("--num-points", args.num_points), ("--ray", args.ray),
+                                         ("--point-sampling", args.point_sampling),
+                                         ("--point-voxel-size", args.point_voxel_size))
                 if value is not None] + (["--exclude-missing-skeletons"] if args.exclude_missing_skeletons else [])
     if ntu_only:
         raise UsageError(f"{ntu_only[0]} applies to NTU-format roots; {args.root} is a folder of videos "
@@ -151,6 +155,16 @@ def _prepare_video_folder(args: argparse.Namespace) -> int:
         limit=args.limit)
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
+
+
+def _cmd_export_points(args: argparse.Namespace) -> int:
+    from ..modalities.pointcloud.export import export_points
+    from .data_builder import open_store
+
+    written = export_points(open_store(args.store), args.name, Path(args.out), fmt=args.format, frames=args.frames)
+    print(json.dumps({"sample": args.name, "format": args.format, "files": [str(p) for p in written]})
+          if args.json else f"{len(written)} {args.format} files of {args.name} -> {args.out}")
+    return 0
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -423,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb-quality", type=int, default=None, help="JPEG quality of the stored RGB frames (default 75)")
     p.add_argument("--depth-size", type=int, default=None, help="side of the square depth crop (default 56)")
     p.add_argument("--num-points", type=int, default=None, help="points per frame (default 256)")
+    p.add_argument("--point-sampling", default=None, choices=("random", "fps", "voxel_fps", "open3d_fps"),
+                   help="how each frame's points are sampled (default open3d_fps, chosen by measurement; a store "
+                        "prepared before it used voxel_fps with --point-voxel-size 0.02)")
+    p.add_argument("--point-voxel-size", type=float_in(0.0, 1.0, low_open=True), default=None,
+                   help="voxel edge of voxel_fps, metres (default 0.05)")
     p.add_argument("--max-actors", type=int, default=None,
                    help="actors (NTU) or tracked people (videos) kept per sample (default: NTU 2, videos all)")
     p.add_argument("--labels", default=None, help="videos: CSV with a header video,label[,split] (paths relative to ROOT)")
@@ -448,6 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_arguments(p)
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("export-points", help="write a stored sample's point clouds as .ply or .pcd files "
+                                             "(one per frame, through open3d)")
+    p.add_argument("store", help="a prepared sample store (folder, or a sharded store's URL)")
+    p.add_argument("name", help="the sample name")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--format", default="ply", choices=("ply", "pcd"), help="file format")
+    p.add_argument("--frames", type=int, nargs="+", default=None,
+                   help="frame indices (negative: from the end; default: every frame)")
+    p.add_argument("--json", action="store_true", help="print the written files as one JSON line")
+    p.set_defaults(func=_cmd_export_points)
 
     p = sub.add_parser("scan", help="index an NTU-format root: which sample has which modality")
     p.add_argument("root")
