@@ -104,7 +104,7 @@ def load_store_sequence(store: SampleStore, pose_store: Optional[SampleStore], n
     if not {"skeleton", "depth", "points"} <= have:
         return None
     simulated = d.detections == "simulated_from_kinect"
-    if not simulated and (pose_store is None or "pose2d" not in pose_store.modalities(name)):
+    if not simulated and not _has_pose2d(pose_store, name):
         return None
     meta = store.meta(name)["modalities"]
     skeleton = store.load_skeleton(name)  # [M, T, 25, 3]
@@ -159,6 +159,10 @@ def load_store_sequence(store: SampleStore, pose_store: Optional[SampleStore], n
     return record, np.stack(rec["base"])
 
 
+def _has_pose2d(pose_store: Optional[SampleStore], name: str) -> bool:
+    return pose_store is not None and name in pose_store and "pose2d" in pose_store.modalities(name)
+
+
 def _camera(name: str) -> Optional[int]:
     try:
         return parse_sample_name(name).camera
@@ -168,7 +172,8 @@ def _camera(name: str) -> Optional[int]:
 
 def load_store_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
                      ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
-    """Records and naive-lift poses of ``split`` ("train" or "test") of ``cfg.data.benchmark`` from ``cfg.data.store``."""
+    """Records and naive-lift poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``, from
+    ``cfg.data.store``."""
     d = cfg.data
     if not Path(d.store).is_dir():
         raise UniPoseConfigError("data.store", f"{d.store}: no such store (actionfusion prepare ROOT --out STORE)")

@@ -99,7 +99,9 @@ def _patch_depth_m(depth_mm: np.ndarray, xy: np.ndarray, window: int) -> np.ndar
         if not (np.isfinite(px) and np.isfinite(py)):
             continue
         u, v = int(round(px)), int(round(py))
-        patch = depth_mm[max(v - window, 0):max(min(v + window + 1, h), 0), max(u - window, 0):max(min(u + window + 1, w), 0)]
+        rows = slice(max(v - window, 0), max(min(v + window + 1, h), 0))
+        cols = slice(max(u - window, 0), max(min(u + window + 1, w), 0))
+        patch = depth_mm[rows, cols]
         valid = patch[patch > 0]
         if valid.size:
             out[k] = float(np.median(valid)) / 1000.0
