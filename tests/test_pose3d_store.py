@@ -117,3 +117,20 @@ def test_stage2_train_and_evaluate_end_to_end(stores: tuple[Path, Path], tmp_pat
     for method in test:
         assert evaluated[method]["mpjpe_m"] == pytest.approx(test[method]["mpjpe_m"], rel=1e-5)
     assert json.loads((work / "metrics.json").read_text())["test"]["naive_baseline"]["map_10cm"] >= 0.0
+
+
+def test_left_right_repair_undoes_flickering_flips_only() -> None:
+    from actionfusion.modalities.pose.left_right_consistency import consistent_left_right
+    rng = np.random.default_rng(0)
+    t = np.arange(12, dtype=np.float32)
+    base = np.zeros((12, 17, 3), np.float32)
+    base[:, :, 0] = 100 + np.arange(17) * 10 * np.where(np.arange(17) % 2, 1, -1) + t[:, None]  # left/right apart
+    base[:, :, 1] = 50 + np.arange(17) * 5
+    base[:, :, 2] = 0.9
+    noisy = base.copy()
+    for frame in (3, 4, 9):  # the legs flip on three frames
+        for a, b in ((11, 12), (13, 14), (15, 16)):
+            noisy[frame, [a, b]] = base[frame, [b, a]]
+    noisy[:, :, :2] += rng.normal(0, 0.5, (12, 17, 2))
+    fixed = consistent_left_right(noisy)
+    np.testing.assert_allclose(fixed[:, :, :2], base[:, :, :2], atol=3.0)

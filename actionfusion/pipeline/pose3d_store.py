@@ -6,7 +6,8 @@ a kept frame is skipped, since the masked depth then holds two people):
 - **detections** (``data.detections``):
   - ``store_pose2d``: track 0 of ``pose2d.npy`` in ``data.pose_store`` (the library's own 2D
     pose extractor on the RGB video, COCO-17 or any layout convertible to it), scaled from the
-    video's frame size to the 1920x1080 colour frame and mapped into the depth frame with the
+    video's frame size to the 1920x1080 colour frame (with ``data.repair_left_right``, left/right
+    flips repaired over time: :mod:`actionfusion.modalities.pose.left_right_consistency`) and mapped into the depth frame with the
     colour-to-depth map (:mod:`actionfusion.modalities.pose.color_to_depth`; the depth each
     joint needs is read off the depth frame);
   - ``simulated_from_kinect`` (ablation): the stored Kinect skeleton projected with the depth
@@ -35,6 +36,7 @@ from ..datasets.ntu.splits import split_samples
 from ..datasets.store.sample_store import SampleStore
 from ..errors import SampleNameError
 from ..geometry import COLOR_SIZE_HW, DEPTH_SIZE_HW, KINECT_V2_DEPTH_3DV, CameraIntrinsics
+from ..modalities.pose.left_right_consistency import consistent_left_right
 from ..modalities.pose.color_to_depth import ColorToDepthMap, get_color_to_depth
 from ..modalities.pose.unipose import dataset as ud
 from ..modalities.pose.unipose.config import UniPoseConfig, UniPoseConfigError
@@ -119,6 +121,9 @@ def load_store_sequence(store: SampleStore, pose_store: Optional[SampleStore], n
         if pose2d.shape[0] == 0:
             return None
         track = convert_layout(pose2d[0], pose_meta.get("layout", ud.LAYOUT), ud.LAYOUT)  # [T_video, 17, 3]
+        track[~(track[..., 2] > d.min_score)] = 0.0
+        if d.repair_left_right:
+            track = consistent_left_right(track)
         frame_hw = tuple(int(v) for v in pose_meta["frame_size_hw"])
         candidates = [f for f in candidates if f < len(track) and (track[f, :, 2] > d.min_score).sum() >= 4]
     kept = candidates[::d.frame_stride]

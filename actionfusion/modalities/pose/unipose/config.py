@@ -41,6 +41,8 @@ class DataSection:
             (:func:`actionfusion.modalities.pose.color_to_depth.get_color_to_depth`): ``synthetic``,
             ``ntu_kinect_c001``, ``ntu_kinect_c003``, ``ntu_by_camera``.
         min_score: a detected joint with a lower score counts as missed.
+        repair_left_right: make the detections' left/right labels temporally consistent
+            (``store_pose2d`` only; uses the detections alone).
         root: NTU-format root (``nturgb+d_skeletons``, ``nturgb+d_depth_masked``, ``nturgb+d_rgb``).
         benchmark: split whose ``train`` part trains and whose ``test`` part evaluates (xsub).
         frame_stride: keep every ``frame_stride``-th frame of a sample (subsampling for CPU runs).
@@ -61,6 +63,7 @@ class DataSection:
     detections: str = "store_pose2d"
     color_to_depth: str = "synthetic"
     min_score: float = 0.0
+    repair_left_right: bool = True
     root: str = ""
     benchmark: str = "ntu60_xsub"
     frame_stride: int = 1
