@@ -258,18 +258,13 @@ def test_nw_ucla_bad_files_are_recorded_and_a_rerun_resumes(ucla_root: tuple[Pat
 # ------------------------------------------------------------------ the GCNs on NW-UCLA's 20 joints
 
 
-def test_nw_ucla_graph_is_the_release_graph_and_every_gcn_takes_it() -> None:
+def test_nw_ucla_graph_is_the_release_graph() -> None:
+    """(Every GCN on this layout: tests/test_gcn_layouts.py.)"""
     from actionfusion.registry import create_model
 
     graph = layout_graph("nw_ucla20")
     undirected = {frozenset(e) for e in graph.edges}
     assert undirected == {frozenset((c - 1, p - 1)) for c, p in RELEASE_UCLA_EDGES}
-    x = torch.randn(2, 1, 8, 20, 3)
-    for name, kwargs in (("stgcn", {}), ("ctrgcn", {"num_persons": 1}), ("stgcnpp", {}),
-                         ("hypergcn", {"num_persons": 1})):
-        torch.manual_seed(0)
-        model = create_model(name, num_classes=10, layout="nw_ucla20", **kwargs).eval()
-        assert model(x).shape == (2, 10), name
     with pytest.raises(ValueError, match="20 joints"):
         create_model("hypergcn", num_classes=10, layout="nw_ucla20", num_joints=25)
     # the Kinect v2 -> v1 conversion the synthetic root uses keeps every v1 joint
