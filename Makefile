@@ -6,7 +6,8 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum setup.cfg 2>/dev/null | cut -d' ' -f1)
 DEMO_DIR ?= demo_output
-PYTEST_ARGS ?=
+# Two pytest-xdist workers, one per core; each test file runs whole in one worker (its module fixtures once).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: demo test setup system-deps bench clean
 
