@@ -158,8 +158,8 @@ def _prepare_video_folder(cfg: Any, root: Path, store: Path, workers: int, progr
                             backend=cfg.source.pose_backend)
     timings["prepare_s"] = time.perf_counter() - start
     if report.failures:
-        _say(f"[prepare videos] {len(report.failures)} videos failed (listed in {store}/pose_failures.json):",
-             progress)
+        _say(f"[prepare videos] {len(report.failures)} videos failed (pose extraction failures are also in "
+             f"{store}/pose_failures.json):", progress)
         for failure in report.failures[:20]:
             _say(f"  {failure['sample']}: {failure['error']}", progress)
     return {"videos": report.num_videos, "done": report.num_extracted, "skipped": report.num_skipped,
