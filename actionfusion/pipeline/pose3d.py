@@ -51,6 +51,7 @@ from ..modalities.pose.unipose.train import (build_lifting_net, build_point_net,
 from ..modalities.rgb.video import open_video
 from .checkpoints import load_weights, save_weights
 from .config import apply_overrides
+from .pose3d_store import collect_sequences, load_store_split
 
 Logger = Callable[[str], None]
 INTRINSICS: CameraIntrinsics = KINECT_V2_DEPTH_3DV
@@ -146,25 +147,15 @@ def load_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
                ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
     """Records and naive-baseline poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``."""
     if cfg.data.store:
-        from .pose3d_store import load_store_split
-
         return load_store_split(cfg, split, log)
     if not cfg.data.root:
         raise UniPoseConfigError("data.root", "set it to an NTU-format root (e.g. --set data.root=DIR)")
     index = scan_ntu_root(cfg.data.root)
     names = split_samples(index.names(), cfg.data.benchmark, exclude_missing=False)[split]
-    limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_test_samples
-    records, baselines, skipped = [], [], 0
     t0 = time.perf_counter()
-    for name in names:
-        if limit and len(records) >= limit:
-            break
-        loaded = load_sequence(index.samples[name], cfg)
-        if loaded is None:
-            skipped += 1
-            continue
-        records.append(loaded[0])
-        baselines.append(loaded[1])
+    records, baselines, skipped = collect_sequences(
+        names, lambda name: load_sequence(index.samples[name], cfg),
+        cfg.data.max_train_samples if split == "train" else cfg.data.max_test_samples)
     if log:
         frames = sum(r.num_frames for r in records)
         log(f"{split}: {len(records)} samples, {frames} frames ({skipped} skipped: missing modality or two actors) "

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 import zlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -175,6 +175,25 @@ def _camera(name: str) -> Optional[int]:
         return None
 
 
+def collect_sequences(names: Sequence[str], load: Callable[[str], Optional[tuple[Any, np.ndarray]]],
+                      limit: Optional[int]) -> tuple[list[Any], list[np.ndarray], int]:
+    """``(records, naive-lift poses, skipped)``: ``load(name)`` over ``names`` in order, up to ``limit``
+    usable samples (0 or None: all); a sample ``load`` returns None for is counted as skipped."""
+    records: list[Any] = []
+    baselines: list[np.ndarray] = []
+    skipped = 0
+    for name in names:
+        if limit and len(records) >= limit:
+            break
+        loaded = load(name)
+        if loaded is None:
+            skipped += 1
+            continue
+        records.append(loaded[0])
+        baselines.append(loaded[1])
+    return records, baselines, skipped
+
+
 def load_store_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
                      ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
     """Records and naive-lift poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``, from
@@ -187,18 +206,10 @@ def load_store_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = Non
     if d.detections == "store_pose2d":
         pose_store = SampleStore(d.pose_store) if d.pose_store else store
     names = split_samples(store.names, d.benchmark, exclude_missing=False)[split]
-    limit = d.max_train_samples if split == "train" else d.max_test_samples
-    records, baselines, skipped = [], [], 0
     t0 = time.perf_counter()
-    for name in names:
-        if limit and len(records) >= limit:
-            break
-        loaded = load_store_sequence(store, pose_store, name, cfg)
-        if loaded is None:
-            skipped += 1
-            continue
-        records.append(loaded[0])
-        baselines.append(loaded[1])
+    records, baselines, skipped = collect_sequences(
+        names, lambda name: load_store_sequence(store, pose_store, name, cfg),
+        d.max_train_samples if split == "train" else d.max_test_samples)
     if log:
         frames = sum(r.num_frames for r in records)
         log(f"{split}: {len(records)} samples, {frames} frames from {d.store} ({d.detections}; {skipped} skipped: "
