@@ -20,14 +20,14 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from ...errors import StoreError
-from ...io import atomic_save_npy, atomic_publish_dir, atomic_write_json, make_staging_dir, remove_stale_staging
+from ...io import remove_stale_staging
 from ..ntu.names import parse_sample_name
 from ..ntu.splits import BENCHMARKS, is_in_benchmark, split_of
 from ..pyskl_pickle import PysklSample, load_pyskl_annotations, save_pyskl_annotations
-from .file_checksums import record_files
-from .layout import META_FILE, MODALITY_FILES, is_published_sample, sample_dir, samples_dir
+from .layout import is_published_sample, sample_dir, samples_dir
 from .manifest import build_manifest, read_manifest, utc_now_iso, write_manifest
 from .sample_store import SampleStore
+from .skeleton_import import publish_skeleton_sample
 
 IMPORT_CONFIG_SOURCE = "pyskl-pickle"
 
@@ -89,21 +89,10 @@ def import_pyskl_pickle(pickle_path: Path, store: Path, *, trust_pickle: bool = 
             skipped += 1
             continue
         modality, array = _sample_arrays(sample)
-        staging = make_staging_dir(final)
-        atomic_save_npy(staging / MODALITY_FILES[modality], array)
-        meta: dict[str, Any] = {
-            "name": sample.frame_dir,
-            "label": int(sample.label),
-            "status": "ok",
-            "source": IMPORT_CONFIG_SOURCE,
-            "modalities": {modality: {"shape": list(array.shape), "dtype": "float32",
-                                      "num_frames": int(array.shape[1])}},
-        }
+        extra: dict[str, Any] = {"source": IMPORT_CONFIG_SOURCE}
         if sample.img_shape is not None:
-            meta["img_shape_hw"] = list(sample.img_shape)
-        record_files(meta, staging, [MODALITY_FILES[modality]])
-        atomic_write_json(staging / META_FILE, meta)
-        atomic_publish_dir(staging, final)
+            extra["img_shape_hw"] = list(sample.img_shape)
+        publish_skeleton_sample(store, sample.frame_dir, array, int(sample.label), extra, modality=modality)
         imported += 1
 
     manifest = build_manifest(config=config, source_root=str(pickle_path), created=created, samples=statuses)

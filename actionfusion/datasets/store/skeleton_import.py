@@ -3,8 +3,9 @@ NW-UCLA's prepare share (:mod:`.prepare_pku_mmd`, :mod:`.prepare_nw_ucla`).
 
 - :func:`open_import_store`: a new store, or one the same import started (its manifest's ``config``
   names the same source); staging leftovers of a killed run are removed, so a rerun resumes.
-- :func:`publish_skeleton_sample`: one sample, ``skeleton.npy`` float32 [M, T, V, 3] and ``meta.json``
-  (label, shape, checksums), written in a hidden staging folder and renamed into place.
+- :func:`publish_skeleton_sample`: one sample, ``skeleton.npy`` (or ``pose2d.npy``) float32 [M, T, V, 3]
+  and ``meta.json`` (label, shape, checksums), written in a hidden staging folder and renamed into
+  place (the pyskl import's samples too).
 - :class:`ImportReport`: what a run did (done, skipped, failed) and :func:`finish_import_store`,
   which writes ``failures.json`` and the manifest.
 
@@ -120,24 +121,28 @@ def is_done(store: Path, name: str) -> bool:
 
 
 def publish_skeleton_sample(store: Path, name: str, skeleton: np.ndarray, label: int,
-                            extra: Optional[Mapping[str, Any]] = None) -> None:
-    """Write sample ``name``: ``skeleton.npy`` float32 [M, T, V, 3] and ``meta.json``, published atomically.
+                            extra: Optional[Mapping[str, Any]] = None, modality: str = "skeleton") -> None:
+    """Write sample ``name``: one keypoint file and ``meta.json``, published atomically.
 
     Args:
-        skeleton: float [M, T, V, 3], metres.
+        skeleton: float [M, T, V, 3]: ``skeleton.npy`` (x, y, z in metres) or, with ``modality="pose2d"``,
+            ``pose2d.npy`` (x, y in pixels, score).
         label: 0-based class.
         extra: more ``meta.json`` keys (where the sample came from).
+        modality: ``"skeleton"`` or ``"pose2d"``.
     """
+    if modality not in ("skeleton", "pose2d"):
+        raise ValueError(f"modality must be skeleton or pose2d, not {modality!r}")
     final = sample_dir(store, name)
     array = np.ascontiguousarray(skeleton, dtype=np.float32)
     if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: expected a skeleton [M, T, V, 3], got shape {array.shape}")
+        raise ValueError(f"{name}: expected keypoints [M, T, V, 3], got shape {array.shape}")
     staging = make_staging_dir(final)
-    file_name = MODALITY_FILES["skeleton"]
+    file_name = MODALITY_FILES[modality]
     atomic_save_npy(staging / file_name, array)
     meta: dict[str, Any] = {
         "name": name, "label": int(label), "status": "ok", **dict(extra or {}),
-        "modalities": {"skeleton": {"shape": list(array.shape), "dtype": "float32", "num_frames": int(array.shape[1])}},
+        "modalities": {modality: {"shape": list(array.shape), "dtype": "float32", "num_frames": int(array.shape[1])}},
     }
     record_files(meta, staging, [file_name])
     atomic_write_json(staging / META_FILE, meta)
