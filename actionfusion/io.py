@@ -147,6 +147,34 @@ MAX_NAME_BYTES = 255
 """The longest file name most file systems take."""
 
 
+def read_csv_rows(path: PathLike) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A CSV file with a header row: the column names (stripped, lower case) and every row that is not
+    blank as ``(1-based line number, {column: stripped value})``. A leading UTF-8 BOM is ignored.
+
+    Raises:
+        FileNotFoundError: no such file.
+        FileFormatError: the file is not UTF-8 text.
+    """
+    import csv
+    import io as text_io
+
+    from .errors import FileFormatError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise FileFormatError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    reader = csv.DictReader(text_io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+        if any(values.values()):
+            rows.append((reader.line_num, values))
+    return header, rows
+
+
 def safe_component(name: object, what: str = "name") -> str:
     """``name`` if it is one plain path component, else :class:`~actionfusion.errors.UnsafePathError`.
 

@@ -16,8 +16,6 @@ every character outside letters, digits and ``_.+-`` replaced by ``_`` (``walk/c
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..errors import FileFormatError, UsageError
+from ..io import read_csv_rows
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -108,24 +107,17 @@ def scan_video_folder(root: PathLike, labels_file: Optional[PathLike] = None) ->
 
 def _read_labels_file(root: Path, path: Path) -> list[FolderVideo]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        header, rows = read_csv_rows(path)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such labels file") from None
-    except UnicodeDecodeError as err:
-        raise LabelsFileError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
+    except FileFormatError as err:
+        raise LabelsFileError(path, err.reason) from None
     if "video" not in header or "label" not in header:
         raise LabelsFileError(path, "the header row must name the columns video and label (and optionally split); "
                                     f"it names {', '.join(header) or 'nothing'}", line=1)
     videos: list[FolderVideo] = []
     with_split = without_split = 0
-    for row in reader:
-        line = reader.line_num
-        values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
-        if not any(values.values()):
-            continue
+    for line, values in rows:
         video, label, split = values.get("video", ""), values.get("label", ""), values.get("split", "").lower()
         if not video:
             raise LabelsFileError(path, "the video column is empty", line=line)

@@ -24,13 +24,11 @@ training; a list of which no sample is in the store is an error.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Collection, Mapping, Optional, Sequence
 
 from ...errors import ActionFusionError, FileFormatError, StoreError
-from ...io import PathLike, atomic_write_json, load_json, safe_component
+from ...io import PathLike, atomic_write_json, load_json, read_csv_rows, safe_component
 from ..store.layout import split_file
 from .benchmark_lists import SPLITS, BenchmarkLists
 
@@ -119,43 +117,36 @@ def read_benchmark_csv(path: PathLike, name: str, available: Collection[str]) ->
     path = Path(path)
     _check_size(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise BenchmarkFileError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
+        header, rows = read_csv_rows(path)
+    except FileFormatError as err:
+        raise BenchmarkFileError(path, err.reason) from None
     sample_key = "sample" if "sample" in header else "video" if "video" in header else None
     if sample_key is None or "split" not in header:
         raise BenchmarkFileError(path, f"the header row must name 'sample' (or 'video') and 'split' columns "
                                        f"(and optionally 'label'); it names {', '.join(header) or 'nothing'}", line=1)
     splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-    rows: dict[str, str] = {}
     raw_labels: dict[str, str] = {}
     lines: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        sample = (row.get(sample_key) or "").strip()
-        split = (row.get("split") or "").strip().lower()
-        if not sample and not split and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue  # a blank line
+    for line, row in rows:
+        sample = row.get(sample_key, "")
+        split = row.get("split", "").lower()
         sample = Path(sample).stem if sample_key == "video" and "." in sample else sample
         if split not in SPLITS:
             raise BenchmarkFileError(path, f"split {split!r} of sample {sample!r} is not one of train, val, test",
                                      line=line)
         if "label" in header:
-            label = (row.get("label") or "").strip()
+            label = row.get("label", "")
             if not label:
                 raise BenchmarkFileError(path, f"sample {sample!r} has an empty label", line=line)
             raw_labels[sample] = label
-        if sample in rows:
+        if sample in lines:
             raise BenchmarkFileError(path, f"sample {sample!r} is listed twice (first on line {lines[sample]})",
                                      line=line)
         try:
             safe_component(sample, "sample name")
         except ActionFusionError as err:
             raise BenchmarkFileError(path, str(err), line=line) from None
-        rows[sample], lines[sample] = split, line
+        lines[sample] = line
         splits[split].append(sample)
     labels, classes = (None, None)
     if raw_labels:
