@@ -18,7 +18,7 @@ import torch
 from actionfusion.datasets import nw_ucla, pku_mmd
 from actionfusion.datasets.benchmarks.benchmark_file import read_benchmark_file
 from actionfusion.datasets.ntu.constants import NTU120_CLASS_NAMES
-from actionfusion.datasets.pku_mmd_classes import PKU_MMD_CLASS_NAMES
+from actionfusion.datasets.pku_mmd import PKU_MMD_CLASS_NAMES
 from actionfusion.datasets.store.layout import split_file
 from actionfusion.datasets.store.prepare_nw_ucla import is_nw_ucla_root, prepare_nw_ucla
 from actionfusion.datasets.store.prepare_pku_mmd import find_pku_mmd_root, is_pku_mmd_root, prepare_pku_mmd

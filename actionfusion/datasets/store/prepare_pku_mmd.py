@@ -17,7 +17,7 @@ Rows whose frames hold no skeleton are left out (MAMP) and counted as ``empty``.
 
 Benchmarks: ``pku_mmd_<v>_xsub`` and ``pku_mmd_<v>_xview`` (``<store>/splits/``, read by
 ``data.benchmark``) list a clip under ``train`` when its sequence is in the split file's training
-list and under ``test`` otherwise (MAMP's rule); class names from :mod:`..pku_mmd_classes`.
+list and under ``test`` otherwise (MAMP's rule); class names from :data:`..pku_mmd.PKU_MMD_CLASS_NAMES`.
 
 Each sample is published atomically and a rerun skips the finished ones (also after ``kill -9``);
 a sequence that cannot be read is recorded in ``failures.json`` with a one-line reason and the
@@ -35,8 +35,7 @@ from typing import Literal, Optional, Union
 
 from ...errors import ActionFusionError, AnnotationFormatError, SkeletonFormatError, StoreError
 from ..benchmarks.benchmark_file import write_benchmark_file
-from ..pku_mmd import PkuSplit, cut_clips, read_pku_labels, read_pku_skeleton, read_pku_split
-from ..pku_mmd_classes import PKU_MMD_CLASS_NAMES
+from ..pku_mmd import PKU_MMD_CLASS_NAMES, PkuSplit, cut_clips, read_pku_labels, read_pku_skeleton, read_pku_split
 from .skeleton_import import (ImportReport, finish_import_store, is_done, open_import_store, publish_skeleton_sample,
                               published_names)
 

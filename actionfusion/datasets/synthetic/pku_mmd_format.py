@@ -19,7 +19,7 @@ Splits: cross-view trains on the middle and right views and tests on the left (P
 Liu et al. 2017, Sec. 4); cross-subject tests the recordings of ``test_performers``.
 
 Classes: the synthetic motions of :data:`PKU_MMD_ACTION_OF_NTU`, each written with the PKU-MMD
-action ID of the same action (names in :mod:`~actionfusion.datasets.pku_mmd_classes`). The held-object
+action ID of the same action (names in :data:`~actionfusion.datasets.pku_mmd.PKU_MMD_CLASS_NAMES`). The held-object
 classes (drink water, brushing teeth, phone call) share one motion and are left out by default.
 """
 
