@@ -69,6 +69,18 @@ def _synth_kinds(text: str) -> str:
     return text
 
 
+NTU_ROOT_OPTIONS = ("modalities", "depth_size", "num_points", "ray", "point_sampling", "point_voxel_size",
+                    "exclude_missing_skeletons")
+"""``prepare`` options (argparse names) for NTU-format roots only."""
+VIDEO_FOLDER_OPTIONS = ("labels", "benchmark", "val_fraction", "test_fraction")
+"""``prepare`` options for a folder of videos only."""
+
+
+def _given_options(args: argparse.Namespace, dests: tuple[str, ...]) -> list[str]:
+    """The flags among ``dests`` (argparse names) that the command line set (a value, or a switch turned on)."""
+    return ["--" + dest.replace("_", "-") for dest in dests if getattr(args, dest) not in (None, False)]
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..datasets.store.prepare import PrepareConfig, prepare_store
     from ..datasets.store.prepare_nw_ucla import is_nw_ucla_root
@@ -80,9 +92,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         return _prepare_skeleton_dataset(args)
     if is_video_folder(args.root):
         return _prepare_video_folder(args)
-    video_only = [flag for flag, value in (("--labels", args.labels), ("--benchmark", args.benchmark),
-                                           ("--val-fraction", args.val_fraction),
-                                           ("--test-fraction", args.test_fraction)) if value is not None]
+    video_only = _given_options(args, VIDEO_FOLDER_OPTIONS)
     if video_only:
         raise UsageError(f"{video_only[0]} is for a folder of your own videos; {args.root} is an NTU-format root")
     overrides = {}
@@ -116,14 +126,8 @@ def _prepare_skeleton_dataset(args: argparse.Namespace) -> int:
     from ..datasets.store.prepare_pku_mmd import is_pku_mmd_root, prepare_pku_mmd
     from ..errors import UsageError
 
-    flags = [("--modalities", args.modalities), ("--rgb-size", args.rgb_size), ("--rgb-quality", args.rgb_quality),
-             ("--depth-size", args.depth_size), ("--num-points", args.num_points), ("--max-actors", args.max_actors),
-             ("--point-sampling", args.point_sampling), ("--point-voxel-size", args.point_voxel_size),
-             ("--limit", args.limit), ("--ray", args.ray), ("--labels", args.labels), ("--benchmark", args.benchmark),
-             ("--val-fraction", args.val_fraction), ("--test-fraction", args.test_fraction)]
-    given = [flag for flag, value in flags if value is not None] + [
-        flag for flag, on in (("--overwrite", args.overwrite),
-                              ("--exclude-missing-skeletons", args.exclude_missing_skeletons)) if on]
+    given = _given_options(args, NTU_ROOT_OPTIONS + VIDEO_FOLDER_OPTIONS + (
+        "rgb_size", "rgb_quality", "max_actors", "limit", "overwrite"))
     kind = "PKU-MMD" if is_pku_mmd_root(args.root) else "NW-UCLA"
     if given:
         raise UsageError(f"{given[0]} does not apply to {args.root}, a {kind} root (its skeleton clips and official "
@@ -136,23 +140,18 @@ def _prepare_skeleton_dataset(args: argparse.Namespace) -> int:
 def _prepare_video_folder(args: argparse.Namespace) -> int:
     """``prepare`` of a folder of your own videos (:mod:`.prepare_videos`)."""
     from ..errors import UsageError
-    from .prepare_videos import DEFAULT_BENCHMARK, prepare_videos
+    from .prepare_videos import prepare_videos
 
-    ntu_only = [flag for flag, value in (("--modalities", args.modalities), ("--depth-size", args.depth_size),
-                                         ("--num-points", args.num_points), ("--ray", args.ray),
-                                         ("--point-sampling", args.point_sampling),
-                                         ("--point-voxel-size", args.point_voxel_size))
-                if value is not None] + (["--exclude-missing-skeletons"] if args.exclude_missing_skeletons else [])
+    ntu_only = _given_options(args, NTU_ROOT_OPTIONS)
     if ntu_only:
         raise UsageError(f"{ntu_only[0]} applies to NTU-format roots; {args.root} is a folder of videos "
                          "(poses, person crops and a split are prepared from it)")
-    report = prepare_videos(
-        args.root, args.out, labels_file=args.labels, benchmark=args.benchmark or DEFAULT_BENCHMARK,
-        val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
-        test_fraction=0.2 if args.test_fraction is None else args.test_fraction, seed=args.seed,
-        workers=args.workers, progress=not args.quiet, rgb_size=192 if args.rgb_size is None else args.rgb_size,
-        rgb_quality=75 if args.rgb_quality is None else args.rgb_quality, max_persons=args.max_actors,
-        limit=args.limit)
+    given = {keyword: getattr(args, dest) for keyword, dest in (
+        ("labels_file", "labels"), ("benchmark", "benchmark"), ("val_fraction", "val_fraction"),
+        ("test_fraction", "test_fraction"), ("rgb_size", "rgb_size"), ("rgb_quality", "rgb_quality"),
+        ("max_persons", "max_actors"), ("limit", "limit")) if getattr(args, dest) is not None}
+    report = prepare_videos(args.root, args.out, seed=args.seed, workers=args.workers, progress=not args.quiet,
+                            **given)  # prepare_videos's defaults for the rest
     print(json.dumps(report.to_dict()) if args.json else report.summary_text())
     return 0 if not report.failures or not args.strict else 3
 
