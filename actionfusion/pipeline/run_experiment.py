@@ -153,9 +153,9 @@ def _prepare_video_folder(cfg: Any, root: Path, store: Path, workers: int, progr
         benchmark = DEFAULT_BENCHMARK
     _say(f"[prepare videos] {root} -> {store} (poses, person crops, benchmark {benchmark})", progress)
     start = time.perf_counter()
+    sizes = {"rgb_size": int(cfg.source.rgb_size)} if cfg.source.rgb_size is not None else {}
     report = prepare_videos(root, store, benchmark=benchmark, seed=int(cfg.seed), workers=workers, progress=progress,
-                            rgb_size=int(cfg.source.rgb_size) if cfg.source.rgb_size is not None else 192,
-                            backend=cfg.source.pose_backend)
+                            backend=cfg.source.pose_backend, **sizes)
     timings["prepare_s"] = time.perf_counter() - start
     if report.failures:
         _say(f"[prepare videos] {len(report.failures)} videos failed (pose extraction failures are also in "
