@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ...registry import register_model
+from .channel_topology import channel_topology_sum
 from .gcn_blocks import (
     DataBatchNorm,
     MultiScaleTCN,
@@ -109,7 +110,7 @@ class CTRGCNUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V] -> [N', C_out, T, V]."""
-        y = sum(conv(x, self.A[k], self.alpha) for k, conv in enumerate(self.convs))
+        y = channel_topology_sum(x, self.convs, self.A, self.alpha, transpose=self.convs[0].aggregation != "correct")
         return torch.relu_(self.bn(y) + self.down(x))  # the sum is a fresh tensor: in place is safe
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
-from .gcn_blocks import ctrgcn_classifier
+from .gcn_blocks import ctrgcn_classifier, run_branches
 from .graphs import SkeletonGraph
 from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
 from .layouts import layout_graph
@@ -114,7 +114,7 @@ class MultiScaleTemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T, V] -> [B, C_out, T / stride, V]."""
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
+        return torch.cat(run_branches(x, self.branches), dim=1)
 
 
 def virtual_prior_graph(graph: SkeletonGraph, num_virtual: int, num_heads: int) -> np.ndarray:

@@ -50,6 +50,7 @@ from torch import nn
 from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
+from .channel_topology import channel_topology_sum
 from .gcn_blocks import ctrgcn_classifier
 from .graphs import ctrgcn_partition
 from .hypergcn import MultiScaleTemporalConv
@@ -159,7 +160,7 @@ class CTRGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T, V] -> [B, C_out, T, V]."""
-        y = sum(conv(x, self.adjacency[k], self.alpha) for k, conv in enumerate(self.convs))
+        y = channel_topology_sum(x, self.convs, self.adjacency, self.alpha)
         return torch.relu(self.bn(y) + self.down(x))
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ...registry import register_model
+from ..dropout import UniformMaskDropout
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..heads import LinearHead
@@ -154,7 +155,7 @@ class STGCNBlock(nn.Module):
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
             UnitTCN(out_channels, out_channels, kernel_size=temporal_kernel, stride=stride),
-            nn.Dropout(dropout, inplace=True),  # on a BN output, which backward does not use
+            UniformMaskDropout(dropout),  # nn.Dropout at a quarter of the mask cost (..dropout)
         )
         self.residual = block_residual(in_channels, out_channels, stride, residual)
 

@@ -1,0 +1,78 @@
+"""The K subsets of a channel-wise topology refinement graph convolution (CTRGC), computed together.
+
+CTR-GCN (Uason-Chen/CTR-GCN@e13d758 ``model/ctrgcn.py``) and PSUMNet run one CTRGC per subset k
+of the partitioned graph and sum the results:
+
+    A_hat_k = alpha * conv4_k(tanh(mean_T conv1_k(x)[..., :, None] - mean_T conv2_k(x)[..., None, :])) + A_k
+    y[n, c, t, u] = sum_k sum_v A_hat_k[n, c, u, v] * conv3_k(x)[n, c, t, v]
+
+:func:`channel_topology_sum` computes the same sum with the subsets' parameters (the modules keep
+their own, so checkpoints and the official converters are unchanged) in fewer, larger operations:
+
+- every ``conv3_k`` as one 1x1 convolution of ``K * C_out`` outputs (one GEMM, and one for the
+  gradient of ``x``, instead of K of each plus the sum of their input gradients);
+- ``conv1_k`` and ``conv2_k`` (both 1x1, so linear) applied to ``mean_T x`` rather than averaging
+  their outputs over T: the same value, T times fewer multiply-adds, all 2K in one convolution;
+- ``conv4_k`` and the aggregation stay per subset: stacking the K ``[N', C_out, V, V]`` topologies
+  (and aggregating them in one batched matmul, conv4 as one grouped convolution) was slower,
+  most at the last stage, where T = 16 < V = 25 makes those the largest tensors of the block.
+
+A CTR-GCN spatial unit's forward and backward (2 threads, batch 32 person-clips) took 0.80-0.92x
+the per-subset computation at the three stages' shapes. Equal to the per-subset computation to
+float rounding (``benchmarks/parity.py`` against the official code in float64,
+``tests/test_gcn_models.py`` against the per-subset modules).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SubsetConvs(Protocol):
+    """One subset's four 1x1 convolutions: conv1, conv2 (C_in -> R), conv3 (C_in -> C_out), conv4 (R -> C_out)."""
+
+    conv1: nn.Conv2d
+    conv2: nn.Conv2d
+    conv3: nn.Conv2d
+    conv4: nn.Conv2d
+
+
+def _stacked(convs: Sequence[nn.Conv2d]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The convolutions' weights [sum C_out_i, C_in, 1, 1] and biases [sum C_out_i], concatenated."""
+    return torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs])
+
+
+def channel_topology_sum(
+    x: torch.Tensor, subsets: Sequence[SubsetConvs], adjacency: torch.Tensor, alpha: torch.Tensor,
+    transpose: bool = False,
+) -> torch.Tensor:
+    """``sum_k CTRGC_k(x, A_k, alpha)``.
+
+    Args:
+        x: [N', C_in, T, V].
+        subsets: K modules with ``conv1`` .. ``conv4`` (bias on every one).
+        adjacency: [K, V, V], A_k[u, v] (u = target, v = source).
+        alpha: [1], the refinement's scale.
+        transpose: aggregate with the transpose (``y_v = sum_u A_hat[u, v] h_u``: pyskl's copy).
+
+    Returns:
+        [N', C_out, T, V].
+    """
+    k = len(subsets)
+    w3, b3 = _stacked([s.conv3 for s in subsets])
+    h = F.conv2d(x, w3, b3)  # [N', K * C_out, T, V]
+    w12, b12 = _stacked([s.conv1 for s in subsets] + [s.conv2 for s in subsets])
+    q, key = F.conv2d(x.mean(dim=2, keepdim=True), w12, b12).squeeze(2).chunk(2, dim=1)  # [N', K * R, V] each
+    qs, keys, hs = q.chunk(k, dim=1), key.chunk(k, dim=1), h.chunk(k, dim=1)
+    equation = "ncuv,nctu->nctv" if transpose else "ncuv,nctv->nctu"
+    y = None
+    for i, subset in enumerate(subsets):
+        relation = torch.tanh(qs[i].unsqueeze(-1) - keys[i].unsqueeze(-2))  # [N', R, V, V]
+        refined = subset.conv4(relation) * alpha + adjacency[i]  # [N', C_out, V, V]
+        term = torch.einsum(equation, refined, hs[i].contiguous())  # the slice, as one [N' C, T, V] batch
+        y = term if y is None else y + term
+    return y

@@ -1,0 +1,136 @@
+"""The fused computations of the GCNs' hot paths equal the layer-by-layer ones they replace.
+
+``channel_topology_sum`` (CTR-GCN, PSUMNet) against the per-subset CTRGC modules, and
+``run_branches`` (the multi-scale temporal convolutions of CTR-GCN, ST-GCN++, Hyper-GCN, PSUMNet)
+against running each branch on its own: outputs, every parameter's gradient and the BatchNorm
+running statistics, in float64, for both aggregations, both strides and mixed branch kinds.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from actionfusion.modalities.skeleton.channel_topology import channel_topology_sum
+from actionfusion.modalities.skeleton.ctrgcn import CTRGCNUnit
+from actionfusion.modalities.skeleton.gcn_blocks import MixedScaleTCN, MultiScaleTCN, run_branches
+from actionfusion.modalities.skeleton.graphs import ctrgcn_partition, ntu25_graph
+from actionfusion.modalities.skeleton.hypergcn import MultiScaleTemporalConv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def perturbed(module: nn.Module, seed: int) -> nn.Module:
+    """``module`` in float64 with every parameter moved off its initial value (no zero branch hides a term)."""
+    module = module.double()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return module
+
+
+def outputs_and_grads(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
+                      x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The output, every parameter's and the input's gradient of sum(output * w), and the buffers after it."""
+    module.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    y = forward(x)
+    weight = torch.linspace(-1.0, 1.0, y.numel(), dtype=y.dtype).view_as(y)
+    (y * weight).sum().backward()
+    found = {"output": y.detach(), "input_grad": x.grad}
+    found.update({f"grad:{n}": p.grad for n, p in module.named_parameters() if p.grad is not None})
+    found.update({f"buffer:{n}": b.clone() for n, b in module.named_buffers()})
+    return found
+
+
+def assert_same(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-10, atol=1e-10, msg=key)
+
+
+def fresh_pair(make: Callable[[], nn.Module], seed: int) -> List[nn.Module]:
+    """Two equal copies of one perturbed module (each run updates its own BatchNorm statistics)."""
+    torch.manual_seed(seed)
+    first = perturbed(make(), seed)
+    second = perturbed(make(), seed)
+    second.load_state_dict(first.state_dict())
+    return [first, second]
+
+
+@pytest.mark.parametrize("aggregation", ["correct", "pyskl_transpose"])
+@pytest.mark.parametrize("c_in, c_out", [(3, 16), (16, 16), (16, 32)])
+def test_channel_topology_sum_equals_the_per_subset_convolutions(aggregation: str, c_in: int, c_out: int) -> None:
+    adjacency = ctrgcn_partition(ntu25_graph("A"))
+    fused, reference = fresh_pair(lambda: CTRGCNUnit(c_in, c_out, adjacency, aggregation), seed=c_in + c_out)
+
+    def per_subset(unit: CTRGCNUnit) -> Callable[[torch.Tensor], torch.Tensor]:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            y = sum(conv(x, unit.A[k], unit.alpha) for k, conv in enumerate(unit.convs))
+            return torch.relu(unit.bn(y) + unit.down(x))
+        return run
+
+    x = torch.randn(3, c_in, 7, 25, dtype=torch.float64)
+    assert_same(outputs_and_grads(fused, fused, x), outputs_and_grads(reference, per_subset(reference), x))
+    # the refinement is really part of the result: alpha's gradient is not zero
+    fused.zero_grad()
+    fused(x.clone()).sum().backward()
+    assert fused.alpha.grad.abs() > 0
+
+
+def test_channel_topology_sum_is_the_sum_of_each_subsets_own_forward() -> None:
+    unit = perturbed(CTRGCNUnit(8, 8, ctrgcn_partition(ntu25_graph("A"))), seed=1)
+    x = torch.randn(2, 8, 5, 25, dtype=torch.float64)
+    with torch.no_grad():
+        expected = sum(conv(x, unit.A[k], unit.alpha) for k, conv in enumerate(unit.convs))
+        torch.testing.assert_close(channel_topology_sum(x, unit.convs, unit.A, unit.alpha), expected,
+                                   rtol=1e-12, atol=1e-12)
+        # and changing one subset's conv1 changes the result (every subset's relation is used)
+        unit.convs[2].conv1.weight.add_(1.0)
+        assert not torch.allclose(channel_topology_sum(x, unit.convs, unit.A, unit.alpha), expected)
+
+
+BRANCHED = {
+    "ctrgcn_mstcn": lambda stride: MultiScaleTCN(16, 16, stride=stride),
+    "stgcnpp_mixed": lambda stride: MixedScaleTCN(16, 18, stride=stride),
+    "hypergcn_mstcn": lambda stride: MultiScaleTemporalConv(16, 16, stride=stride, padding_mode="replicate"),
+}
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("name", sorted(BRANCHED))
+def test_fused_branches_equal_each_branch_on_its_own(name: str, stride: int) -> None:
+    fused, reference = fresh_pair(lambda: BRANCHED[name](stride), seed=stride)
+    fused.train()
+    reference.train()
+
+    def one_by_one(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            y = torch.cat([branch(x) for branch in module.branches], dim=1)
+            return module.drop(module.bn(module.transform(y))) if hasattr(module, "transform") else y
+        return run
+
+    x = torch.randn(4, 16, 9, 25, dtype=torch.float64)
+    assert_same(outputs_and_grads(fused, fused, x), outputs_and_grads(reference, one_by_one(reference), x))
+
+
+def test_run_branches_fuses_only_plain_pointwise_heads_of_one_stride() -> None:
+    torch.manual_seed(0)
+    branches = nn.ModuleList([
+        nn.Sequential(nn.Conv2d(4, 3, 1), nn.ReLU()),
+        nn.Conv2d(4, 2, 1, stride=(2, 1)),  # another stride: its own convolution
+        nn.Sequential(nn.Conv2d(4, 5, (3, 1), padding=(1, 0))),  # not 1x1: runs as it is
+        nn.Conv2d(4, 6, 1),
+        nn.Conv2d(4, 2, 1, bias=False),  # no bias: runs as it is
+    ]).double()
+    x = torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    got = run_branches(x, branches)
+    expected = [branch(x) for branch in branches]
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.detach().numpy(), e.detach().numpy(), rtol=1e-12, atol=1e-12)
