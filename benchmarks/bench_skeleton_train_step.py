@@ -324,7 +324,23 @@ def input_shape(name: str, batch: int) -> Dict[str, int]:
     return {**shape, **INPUT_OVERRIDES.get(name, {})}
 
 
-def worker(name: str, side: str, official_root: Path, steps: int, threads: int, batch: int) -> Dict[str, object]:
+def compiled_timings(model, x, steps: int, logits_of: Callable) -> Dict[str, float]:  # type: ignore[no-untyped-def, type-arg]
+    """The same steps through ``train.compile``'s ``torch.compile``: the first compiled step (the
+    compilation, on top of a step) apart, then ``steps`` timed."""
+    from actionfusion.pipeline.compiled_step import compile_training_module
+
+    compiled = compile_training_module(model)
+    start = time.perf_counter()
+    first = time_steps(compiled, x, 0, logits_of)  # the warm-up step compiles forward and backward
+    compile_s = time.perf_counter() - start
+    del first
+    times = time_steps(compiled, x, steps, logits_of)
+    return {"compiled_step_s": round(min(times), 4), "compiled_step_s_median": round(statistics.median(times), 4),
+            "compiled_clips_per_s": round(x.shape[0] / min(times), 3), "compile_s": round(compile_s, 1)}
+
+
+def worker(name: str, side: str, official_root: Path, steps: int, threads: int, batch: int,
+           compile_ours: bool = False) -> Dict[str, object]:
     """Measure one model in this process (a fresh one per model and side)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -334,7 +350,7 @@ def worker(name: str, side: str, official_root: Path, steps: int, threads: int, 
     rss_before = peak_rss_mb()
     times = time_steps(model, x, steps, logits_of)
     params = list(model.parameters())
-    return {
+    line: Dict[str, object] = {
         "params": sum(p.numel() for p in params),
         "trainable_params": sum(p.numel() for p in params if p.requires_grad),
         "input": list(x.shape),
@@ -346,12 +362,17 @@ def worker(name: str, side: str, official_root: Path, steps: int, threads: int, 
         # what the training steps added on top of the interpreter, imports and model
         "step_peak_rss_mb": round(peak_rss_mb() - rss_before, 1),
     }
+    if compile_ours and side == "ours":  # after the eager line, so its memory figures are eager's
+        line.update(compiled_timings(model, x, steps, logits_of))
+    return line
 
 
 def run_worker(name: str, side: str, args: argparse.Namespace) -> Dict[str, object]:
     """Run :func:`worker` in a fresh interpreter (so peak RSS is this model's alone)."""
     cmd = [sys.executable, __file__, "--worker", name, side, "--official-root", str(args.official_root),
            "--steps", str(args.steps), "--threads", str(args.threads), "--batch", str(args.batch)]
+    if args.compile:
+        cmd.append("--compile")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
@@ -364,10 +385,14 @@ def ratios(ours: Dict[str, object], official: Dict[str, object]) -> Dict[str, fl
         return {}
     keys = {"time": "step_s", "peak_rss": "peak_rss_mb", "step_peak_rss": "step_peak_rss_mb",
             "params": "params", "trainable_params": "trainable_params"}
-    return {
+    out = {
         f"{label}_ratio_ours_over_official": round(float(ours[key]) / float(official[key]), 4)  # type: ignore[arg-type]
         for label, key in keys.items()
     }
+    if "compiled_step_s" in ours:  # ours compiled against the official code as it ships (eager)
+        out["compiled_time_ratio_ours_over_official"] = round(
+            float(ours["compiled_step_s"]) / float(official["step_s"]), 4)  # type: ignore[arg-type]
+    return out
 
 
 def official_skip_reason(name: str, official_root: Path) -> Optional[str]:
@@ -389,12 +414,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per model (after one warm-up)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the spec's timings used 2)")
     parser.add_argument("--batch", type=int, default=BATCH, help="clips per step (the spec's timings used 16)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time our step through train.compile's torch.compile (compile time apart)")
     parser.add_argument("--worker", nargs=2, metavar=("NAME", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         name, side = args.worker
-        print(json.dumps(worker(name, side, args.official_root, args.steps, args.threads, args.batch)))
+        print(json.dumps(worker(name, side, args.official_root, args.steps, args.threads, args.batch, args.compile)))
         return
 
     if args.models == ["all"]:

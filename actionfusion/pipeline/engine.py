@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import WorkDirError
 from ..io import atomic_write_json, remove_stale_staging
 from ..objectives.base import Objective, attach_objective, observe_training_labels, start_objective_epoch
+from .compiled_step import compile_training_module
 from .checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint, save_best, save_checkpoint
 from .distributed import DistContext, barrier, per_process_batch_size, same_on_every_rank, wrap_model
 from .loaders import build_train_loader, set_loader_epoch
@@ -257,7 +258,7 @@ def fit(
     objective.to(ctx.device)
     module = wrap_model(ObjectiveModule(model, objective), ctx)
     # The compiled module shares the parameters; only the training step runs through it.
-    step_module = torch.compile(module) if bool(getattr(cfg.train, "compile", False)) else module
+    step_module = compile_training_module(module) if bool(getattr(cfg.train, "compile", False)) else module
     optimizer = build_optimizer_for(model, objective, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.schedule, len(train_loader))
     use_amp = bool(cfg.train.amp) and ctx.device.type == "cuda"
