@@ -12,6 +12,9 @@ from the fastest pass (the least disturbed on a shared machine).
   (the file ``actionfusion export-onnx`` writes, checked against torch at export) in ONNX Runtime's CPU
   provider with ``--threads`` intra-op threads; ``export_s`` (export plus its checks) is reported apart,
   and ``max_rel_diff`` is ONNX Runtime against torch on the benchmark batch.
+* ``ours_compiled`` (with ``--compile``): the same model through ``torch.compile`` with
+  ``train.compile``'s inductor options (:mod:`actionfusion.pipeline.compiled_step`), under
+  ``torch.no_grad``; the first call (the compilation) is reported apart as ``compile_s``.
 * ``official_eager``: the official model where a copy lies under ``--official-root``, built and fed
   exactly as ``bench_skeleton_train_step.py`` does (its ``OFFICIAL`` table, stand-ins and patches are
   imported from there, not repeated); otherwise the reason it was skipped.
@@ -20,6 +23,7 @@ One JSON line per model, with ours/official ratios of samples/s (above 1: ours i
 
     .venv/bin/python benchmarks/bench_inference.py [--official-root /tmp/official]
         [--models stgcn ctrgcn stgcnpp ... | all] [--steps 3] [--threads 1] [--batch 16] [--frames 100]
+        [--compile]
 """
 
 from __future__ import annotations
@@ -93,6 +97,18 @@ def worker(name: str, side: str, args: argparse.Namespace) -> Dict[str, object]:
     eager = {**_summary(times, args.batch), "input": list(x.shape)}
     if side == "ours_eager":
         return eager
+    if side == "ours_compiled":
+        from actionfusion.pipeline.compiled_step import compile_training_module
+
+        compiled = compile_training_module(model)
+        with torch.no_grad():
+            started = time.perf_counter()
+            compiled(x)
+            compile_s = time.perf_counter() - started
+            times = _timed(lambda: compiled(x), args.steps)
+            got = compiled(x).numpy()
+        return {**_summary(times, args.batch), "compile_s": round(compile_s, 1),
+                "max_rel_diff": float(abs(got - reference).max() / abs(reference).max())}
 
     import numpy as np
     import onnxruntime as ort
@@ -133,6 +149,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--compile", action="store_true", help="also time our model through torch.compile")
     parser.add_argument("--worker", nargs=2, metavar=("NAME", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -151,11 +168,15 @@ def main() -> None:
         }
         line["ours_eager"] = run_worker(name, "ours_eager", args)
         line["ours_onnxruntime"] = run_worker(name, "ours_onnxruntime", args)
+        sides = ["ours_eager", "ours_onnxruntime"]
+        if args.compile:
+            line["ours_compiled"] = run_worker(name, "ours_compiled", args)
+            sides.append("ours_compiled")
         reason = train_bench.official_skip_reason(name, args.official_root)
         line["official_eager"] = {"skipped": reason} if reason else run_worker(name, "official", args)
         official = line["official_eager"]
         if isinstance(official, dict) and "samples_per_s" in official:
-            for side in ("ours_eager", "ours_onnxruntime"):
+            for side in sides:
                 ours = line[side]
                 if isinstance(ours, dict) and "samples_per_s" in ours:
                     line[f"{side}_over_official"] = round(float(ours["samples_per_s"]) / float(official["samples_per_s"]), 3)
