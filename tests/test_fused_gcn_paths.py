@@ -1,5 +1,8 @@
 """The fused computations of the GCNs' hot paths equal the layer-by-layer ones they replace.
 
+``partitioned_graph_conv`` (ST-GCN, ST-GCN++) against the reference's conv-then-einsum, and
+``pointwise_conv`` against a strided convolution.
+
 ``channel_topology_sum`` (CTR-GCN, PSUMNet) against the per-subset CTRGC modules, and
 ``run_branches`` (the multi-scale temporal convolutions of CTR-GCN, ST-GCN++, Hyper-GCN, PSUMNet)
 against running each branch on its own: outputs, every parameter's gradient and the BatchNorm
@@ -13,11 +16,18 @@ from typing import Callable, Dict, List
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from actionfusion.modalities.skeleton.channel_topology import channel_topology_sum
 from actionfusion.modalities.skeleton.ctrgcn import CTRGCNUnit
-from actionfusion.modalities.skeleton.gcn_blocks import MixedScaleTCN, MultiScaleTCN, run_branches
+from actionfusion.modalities.skeleton.gcn_blocks import (
+    MixedScaleTCN,
+    MultiScaleTCN,
+    partitioned_graph_conv,
+    pointwise_conv,
+    run_branches,
+)
 from actionfusion.modalities.skeleton.graphs import ctrgcn_partition, ntu25_graph
 from actionfusion.modalities.skeleton.hypergcn import MultiScaleTemporalConv
 
@@ -134,3 +144,38 @@ def test_run_branches_fuses_only_plain_pointwise_heads_of_one_stride() -> None:
     assert [g.shape for g in got] == [e.shape for e in expected]
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g.detach().numpy(), e.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_partitioned_graph_conv_equals_conv_then_einsum(channels_last: bool) -> None:
+    torch.manual_seed(2)
+    conv = perturbed(nn.Conv2d(5, 3 * 7, 1), seed=2)
+    a = torch.rand(3, 17, 17, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 5, 9, 17, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    got = partitioned_graph_conv(x, conv, a)
+    assert got.shape == (4, 7, 9, 17) and got.is_contiguous(memory_format=torch.channels_last)
+    grads = torch.autograd.grad((got * got.detach().sin()).sum(), [x, a, conv.weight, conv.bias])
+    x_ref = x.detach().contiguous().requires_grad_(True)
+    h = conv(x_ref).view(4, 3, 7, 9, 17)
+    expected = torch.einsum("nkctv,kvw->nctw", h, a)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    expected_grads = torch.autograd.grad((expected * expected.detach().sin()).sum(), [x_ref, a, conv.weight, conv.bias])
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_strided_pointwise_conv_is_the_strided_convolution_and_survives_channels_last() -> None:
+    torch.manual_seed(3)
+    weight = torch.randn(16, 8, 1, 1, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(16, dtype=torch.float64, requires_grad=True)
+    for _ in range(20):  # PyTorch's own strided kernel crashed within a few of these at width 8
+        x = torch.randn(4, 8, 31, 25, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        got = pointwise_conv(x, weight, bias, (2, 1))
+        got.square().sum().backward()
+    expected = F.conv2d(x.detach().contiguous(), weight, bias, stride=(2, 1))
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert got.shape == (4, 16, 16, 25)

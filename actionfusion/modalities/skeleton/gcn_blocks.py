@@ -55,9 +55,11 @@ class DataBatchNorm(nn.Module):
     (``BatchNorm1d(V * C)``, ST-GCN and pyskl's default ``'VC'``).
     """
 
-    def __init__(self, in_channels: int, num_joints: int, num_persons: int = 2, per_person: bool = True) -> None:
+    def __init__(self, in_channels: int, num_joints: int, num_persons: int = 2, per_person: bool = True,
+                 channels_last: bool = False) -> None:
         super().__init__()
         self.per_person = per_person
+        self.channels_last = channels_last
         self.num_persons = num_persons
         width = in_channels * num_joints * (num_persons if per_person else 1)
         self.bn = nn.BatchNorm1d(width)
@@ -69,9 +71,61 @@ class DataBatchNorm(nn.Module):
             if m != self.num_persons:
                 raise ValueError(f"this model was built for M = {self.num_persons} persons, got M = {m}")
             y = self.bn(rearrange(x, "n m t v c -> n (m v c) t"))
-            return rearrange(y, "n (m v c) t -> (n m) c t v", m=m, v=v, c=c)
-        y = self.bn(rearrange(x, "n m t v c -> (n m) (v c) t"))
-        return rearrange(y, "nm (v c) t -> nm c t v", v=v, c=c)
+            y = rearrange(y, "n (m v c) t -> (n m) c t v", m=m, v=v, c=c)
+        else:
+            y = self.bn(rearrange(x, "n m t v c -> (n m) (v c) t"))
+            y = rearrange(y, "nm (v c) t -> nm c t v", v=v, c=c)
+        return y.contiguous(memory_format=torch.channels_last) if self.channels_last else y
+
+
+def partitioned_graph_conv(x: torch.Tensor, conv: nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
+    """ST-GCN's graph convolution ``y[n, c, t, w] = sum_k sum_v a[k, v, w] conv(x)_k[n, c, t, v]``.
+
+    ``conv`` is the 1x1 convolution of ``K * C_out`` outputs (subset k's channels at ``k * C_out``),
+    as in ST-GCN and pyskl; the reference code runs it, then ``einsum('nkctv,kvw->nctw')``, which
+    copies the ``K * C_out``-channel result into ``[(n c t), (k v)]`` order. Here the graph comes
+    first, on channels-last memory, and no tensor is copied:
+
+    1. ``z[(n t), (w k), c_in] = a[(w k), v] @ x[(n t), v, c_in]`` (one batched matmul);
+    2. ``y[(n t w), c] = z[(n t w), (k c_in)] @ W[(k c_in), c]`` (one GEMM), plus the bias carried
+       through the graph, ``b'[w, c] = sum_k (sum_v a[k, v, w]) b[k, c]``.
+
+    Equal to the reference order to float rounding (the same products, summed in another order).
+    Forward and backward of the graph convolution alone (2 threads, 32 person-clips): 0.55-0.65x
+    the reference order at 64-256 channels.
+
+    Args:
+        x: [N', C_in, T, V], ideally channels-last in memory (otherwise one copy makes it so).
+        conv: ``nn.Conv2d(C_in, K * C_out, 1)`` with a bias.
+        a: [K, V, W].
+
+    Returns:
+        [N', C_out, T, W], channels-last in memory.
+    """
+    n, c_in, t, v = x.shape
+    k, _, w = a.shape
+    c_out = conv.out_channels // k
+    rows = x.permute(0, 2, 3, 1).reshape(n * t, v, c_in)  # a view of channels-last memory
+    # bmm over the expanded graph: torch.matmul would fold the batch by transposing rows (a copy)
+    z = torch.bmm(a.permute(2, 0, 1).reshape(w * k, v).expand(n * t, -1, -1), rows)  # [(N' T), (W K), C_in]
+    weight = conv.weight.view(k, c_out, c_in).transpose(1, 2).reshape(k * c_in, c_out)
+    y = torch.mm(z.view(n * t * w, k * c_in), weight).view(n, t, w, c_out)
+    bias = torch.einsum("kvw,kc->wc", a, conv.bias.view(k, c_out))  # [W, C_out]
+    return (y + bias).permute(0, 3, 1, 2)
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                   stride: Tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """A 1x1 convolution of stride ``stride`` as a stride-1 one on every ``stride``-th frame (and joint).
+
+    The same products as ``F.conv2d(x, weight, bias, stride=stride)``. PyTorch 2.14's CPU kernel for
+    strided 1x1 convolutions on channels-last input crashed the process (segmentation fault, or
+    heap corruption reported later) in backward at widths 4 and 8 (not at 16 to 64); subsampling
+    first never reaches it. x [N', C_in, T, V] -> [N', C_out, ceil(T / s_t), ceil(V / s_v)].
+    """
+    if tuple(stride) != (1, 1):
+        x = x[:, :, ::stride[0], ::stride[1]]
+    return F.conv2d(x, weight, bias)
 
 
 class UnitTCN(nn.Module):
@@ -99,7 +153,10 @@ class UnitTCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
-        return self.bn(self.conv(x))
+        conv = self.conv
+        if conv.kernel_size == (1, 1) and conv.stride != (1, 1):  # see pointwise_conv
+            return self.bn(pointwise_conv(x, conv.weight, conv.bias, conv.stride))
+        return self.bn(conv(x))
 
 
 def block_residual(in_channels: int, out_channels: int, stride: int, enabled: bool = True) -> Optional[nn.Module]:
@@ -150,11 +207,11 @@ def run_branches(x: torch.Tensor, branches: Sequence[nn.Module]) -> list:
     for stride, members in groups.items():
         convs = [heads[i] for i in members]
         if len(members) == 1:
-            fused = [convs[0](x)]
+            fused = [pointwise_conv(x, convs[0].weight, convs[0].bias, stride)]
         else:
             weight = torch.cat([c.weight for c in convs])
             bias = torch.cat([c.bias for c in convs])
-            fused = F.conv2d(x, weight, bias, stride=stride).split([c.out_channels for c in convs], dim=1)
+            fused = pointwise_conv(x, weight, bias, stride).split([c.out_channels for c in convs], dim=1)
         for i, h in zip(members, fused):
             branch = branches[i]
             outputs[i] = branch[1:](h) if isinstance(branch, nn.Sequential) else h

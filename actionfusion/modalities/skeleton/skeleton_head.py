@@ -30,7 +30,8 @@ def pool_joint_features(x: torch.Tensor, num_persons: int) -> EncoderOutput:
         EncoderOutput with ``sequence`` [N, T', D] (mean over V and persons), ``pooled``
         [N, D] (mean over T', V and persons), ``spatial`` [N, D, T', V] (mean over persons).
     """
-    spatial = rearrange(x, "(n m) d t v -> n m d t v", m=num_persons).mean(dim=1)
+    # contiguous: the networks that run channels-last hand over [N, D, T', V] in the usual layout
+    spatial = rearrange(x, "(n m) d t v -> n m d t v", m=num_persons).mean(dim=1).contiguous()
     sequence = rearrange(spatial.mean(dim=-1), "n d t -> n t d")
     pooled = sequence.mean(dim=1)
     return EncoderOutput(sequence=sequence, pooled=pooled, spatial=spatial)

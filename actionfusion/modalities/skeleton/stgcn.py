@@ -30,7 +30,7 @@ from ..dropout import UniformMaskDropout
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from ..heads import LinearHead
-from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual
+from .gcn_blocks import DataBatchNorm, UnitTCN, add_residual, block_residual, partitioned_graph_conv
 from .graphs import SkeletonGraph, stgcn_spatial_partition
 from .layouts import layout_graph
 from .skeleton_head import pool_joint_features
@@ -131,9 +131,7 @@ class GraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V], a: [K, V, V] -> [N', C_out, T, V]."""
-        h = self.conv(x)
-        h = h.reshape(h.shape[0], self.num_subsets, -1, h.shape[2], h.shape[3])  # [N', K, C_out, T, V]
-        return torch.einsum("nkctv,kvw->nctw", h, a)
+        return partitioned_graph_conv(x, self.conv, a)
 
 
 class STGCNBlock(nn.Module):
@@ -244,7 +242,7 @@ class STGCN(Encoder):
         self.edge_drop = float(edge_drop)
         self.edge_add = float(edge_add)
         self.num_joints = int(a.shape[-1])
-        self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False)
+        self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False, channels_last=True)
         stages = stgcn_stages(hidden_channels, hidden_dim)
         self.blocks = build_stgcn_blocks(in_channels, a.shape[0], stages, block_dropout)
         if edge_importance:

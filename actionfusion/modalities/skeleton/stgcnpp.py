@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ...registry import register_model
-from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual
+from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual, partitioned_graph_conv
 from .graphs import ctrgcn_partition
 from .layouts import layout_graph
 from .skeleton_head import StackedGCN
@@ -45,9 +45,7 @@ class AdaptiveGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V] -> [N', C_out, T, V]."""
-        h = self.conv(x)
-        h = h.reshape(h.shape[0], self.num_subsets, -1, h.shape[2], h.shape[3])  # [N', K, C_out, T, V]
-        y = torch.einsum("nkctv,kvw->nctw", h, self.A)
+        y = partitioned_graph_conv(x, self.conv, self.A)
         return torch.relu_(self.bn(y) + self.down(x))  # the sum is a fresh tensor: in place is safe
 
 
@@ -99,7 +97,7 @@ class STGCNPP(StackedGCN):
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.num_joints = int(a.shape[-1])
-        self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False)
+        self.data_bn = DataBatchNorm(in_channels, self.num_joints, per_person=False, channels_last=True)
         blocks = []
         c_in = in_channels
         for i, (c_out, stride) in enumerate(STGCNPP_STAGES):
