@@ -267,10 +267,12 @@ class TrainConfig:
     # ``knn_every`` epochs (0 = off); it is what ``select_by: val/knn_top1`` reads.
     knn_every: int = 0
     # Run the training step (model + objective, inside DDP) through torch.compile (inductor,
-    # default mode); evaluation stays eager. It does not help every model: on 2 CPU cores at batch
-    # 16 x 64 frames (benchmarks/bench_compile_step.py) ST-GCN++'s step is 0.75x the eager one
-    # (compiled in 118 s, then in 8 s from torch's on-disk cache), CTR-GCN's 2.8x slower. Off by
-    # default: measure your model first.
+    # default mode, layout optimisation off: pipeline/compiled_step.py says why); evaluation stays
+    # eager. Whether it pays depends on the model: on 2 CPU cores at batch 16 x 64 frames
+    # (benchmarks/bench_skeleton_train_step.py --compile) CTR-GCN's step took 0.95x its eager
+    # step and Hyper-GCN's 0.96x, ST-GCN++'s the same, ST-GCN's 1.25x (its eager path is already
+    # channels-last with no copies). The first compilation takes 45-110 s; torch caches it on disk.
+    # Off by default: measure your model first.
     # Compiled dropout draws its masks from inductor's own random stream, so a run with dropout
     # trains differently from the eager one (without dropout the weights agree to 1e-5).
     compile: bool = False
