@@ -51,7 +51,7 @@ from ..modalities.pose.unipose.train import (build_lifting_net, build_point_net,
 from ..modalities.rgb.video import open_video
 from .checkpoints import load_weights, save_weights
 from .config import apply_overrides
-from .pose3d_store import collect_sequences, load_store_split
+from .pose3d_store import collect_split, load_store_split
 
 Logger = Callable[[str], None]
 INTRINSICS: CameraIntrinsics = KINECT_V2_DEPTH_3DV
@@ -152,17 +152,8 @@ def load_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
         raise UniPoseConfigError("data.root", "set it to an NTU-format root (e.g. --set data.root=DIR)")
     index = scan_ntu_root(cfg.data.root)
     names = split_samples(index.names(), cfg.data.benchmark, exclude_missing=False)[split]
-    t0 = time.perf_counter()
-    records, baselines, skipped = collect_sequences(
-        names, lambda name: load_sequence(index.samples[name], cfg),
-        cfg.data.max_train_samples if split == "train" else cfg.data.max_test_samples)
-    if log:
-        frames = sum(r.num_frames for r in records)
-        log(f"{split}: {len(records)} samples, {frames} frames ({skipped} skipped: missing modality or two actors) "
-            f"in {time.perf_counter() - t0:.1f}s")
-    if not records:
-        raise UniPoseConfigError("data.root", f"no usable {split} samples under {cfg.data.root}")
-    return records, baselines
+    return collect_split(cfg, split, names, lambda name: load_sequence(index.samples[name], cfg),
+                         "", "missing modality or two actors", "data.root", f"under {cfg.data.root}", log)
 
 
 def _metrics(poses: Sequence[np.ndarray], records: Sequence[ud.SequenceRecord]) -> dict[str, Any]:

@@ -194,6 +194,27 @@ def collect_sequences(names: Sequence[str], load: Callable[[str], Optional[tuple
     return records, baselines, skipped
 
 
+def collect_split(cfg: UniPoseConfig, split: str, names: Sequence[str],
+                  load: Callable[[str], Optional[tuple[Any, np.ndarray]]], source: str, skip_reasons: str,
+                  config_key: str, where: str, log: Optional[Logger] = None
+                  ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
+    """:func:`collect_sequences` over ``split``'s ``names`` up to its ``max_*_samples``, logged.
+
+    ``source`` (e.g. " from STORE") and ``skip_reasons`` say in the log where the samples came from
+    and why some were skipped; no usable sample is a :class:`UniPoseConfigError` on ``config_key``
+    (``where``: the place searched)."""
+    limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_test_samples
+    t0 = time.perf_counter()
+    records, baselines, skipped = collect_sequences(names, load, limit)
+    if log:
+        frames = sum(r.num_frames for r in records)
+        log(f"{split}: {len(records)} samples, {frames} frames{source} ({skipped} skipped: {skip_reasons}) "
+            f"in {time.perf_counter() - t0:.1f}s")
+    if not records:
+        raise UniPoseConfigError(config_key, f"no usable {split} samples {where}")
+    return records, baselines
+
+
 def load_store_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = None
                      ) -> tuple[list[ud.SequenceRecord], list[np.ndarray]]:
     """Records and naive-lift poses of ``split`` ("train" or "test") of ``cfg.data.benchmark``, from
@@ -206,14 +227,6 @@ def load_store_split(cfg: UniPoseConfig, split: str, log: Optional[Logger] = Non
     if d.detections == "store_pose2d":
         pose_store = SampleStore(d.pose_store) if d.pose_store else store
     names = split_samples(store.names, d.benchmark, exclude_missing=False)[split]
-    t0 = time.perf_counter()
-    records, baselines, skipped = collect_sequences(
-        names, lambda name: load_store_sequence(store, pose_store, name, cfg),
-        d.max_train_samples if split == "train" else d.max_test_samples)
-    if log:
-        frames = sum(r.num_frames for r in records)
-        log(f"{split}: {len(records)} samples, {frames} frames from {d.store} ({d.detections}; {skipped} skipped: "
-            f"missing modality or pose2d, or two actors) in {time.perf_counter() - t0:.1f}s")
-    if not records:
-        raise UniPoseConfigError("data.store", f"no usable {split} samples in {d.store}")
-    return records, baselines
+    return collect_split(cfg, split, names, lambda name: load_store_sequence(store, pose_store, name, cfg),
+                         f" from {d.store}, detections {d.detections}", "missing modality or pose2d, or two actors",
+                         "data.store", f"in {d.store}", log)
