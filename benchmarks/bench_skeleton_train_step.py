@@ -331,9 +331,8 @@ def compiled_timings(model, x, steps: int, logits_of: Callable) -> Dict[str, flo
 
     compiled = compile_training_module(model)
     start = time.perf_counter()
-    first = time_steps(compiled, x, 0, logits_of)  # the warm-up step compiles forward and backward
+    time_steps(compiled, x, 0, logits_of)  # the warm-up step compiles forward and backward
     compile_s = time.perf_counter() - start
-    del first
     times = time_steps(compiled, x, steps, logits_of)
     return {"compiled_step_s": round(min(times), 4), "compiled_step_s_median": round(statistics.median(times), 4),
             "compiled_clips_per_s": round(x.shape[0] / min(times), 3), "compile_s": round(compile_s, 1)}
