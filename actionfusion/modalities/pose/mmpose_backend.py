@@ -14,9 +14,14 @@ Person boxes come from, in order of preference:
   e.g. boxes from another detector or from the default backend;
 * otherwise the whole frame as one box (one person, as in mmpose's own default).
 
-Installing (mmpose 1.3.2, measured; see the README): ``mmcv-lite==2.1.0`` (full mmcv 2.x has no
-PyPI wheels), ``mmengine==0.10.7`` with ``setuptools<81``, ``mmdet==3.3.0 --no-deps``,
-xtcocotools built from source against numpy 2, and a stub for ``mmcv.ops``. Checkpoints whose
+Installing (mmpose 1.3.2, measured; see the README): ``pip install 'actionfusion[mmpose]'`` gives
+``mmcv-lite==2.1.0`` (full mmcv 2.x has no PyPI wheels), ``mmengine==0.10.7`` with
+``setuptools<81``, mmdet 3.3.0 and mmpose; two packages need a step pip cannot express in an extra:
+chumpy (an mmpose requirement whose setup imports pip: ``pip install --no-build-isolation chumpy``
+first) and xtcocotools, whose wheel is built against numpy 1 (``pip install --force-reinstall
+--no-deps --no-binary xtcocotools xtcocotools`` after). mmcv-lite has no compiled ops, which mmpose
+and mmdet import while loading: :mod:`.mmcv_ops_shim` stands in for ``mmcv.ops`` (NMS through
+torchvision; any other compiled op fails in one line when a model builds it). Checkpoints whose
 ``meta`` holds numpy objects fail to load under torch >= 2.6 (``weights_only``; mmengine#1655).
 mmpose is imported only when this backend is created; without it an ImportError says the above.
 """
@@ -29,13 +34,13 @@ import numpy as np
 
 from actionfusion.errors import MissingDependencyError
 from actionfusion.modalities.pose.estimator import PersonPose, register_pose_backend
+from actionfusion.modalities.pose.mmcv_ops_shim import install_mmcv_ops_shim
 
 INSTALL_HINT = (
-    "the 'mmpose' pose backend needs mmpose (optional extra: pip install 'actionfusion[mmpose]'). "
-    "mmpose 1.3.2 installs only with workarounds: pip install 'setuptools<81' mmengine==0.10.7 "
-    "mmcv-lite==2.1.0 mmpose==1.3.2 && pip install --no-deps mmdet==3.3.0, xtcocotools built from "
-    "source against numpy 2 (pip install --no-binary xtcocotools xtcocotools), and a stub module for "
-    "mmcv.ops. Or use backend='default' (BlazePose, bundled)."
+    "the 'mmpose' pose backend needs mmpose: pip install 'setuptools<81' && pip install --no-build-isolation "
+    "chumpy && pip install 'actionfusion[mmpose]' && pip install --force-reinstall --no-deps --no-binary "
+    "xtcocotools xtcocotools (chumpy's setup imports pip; the xtcocotools wheel is built against numpy 1). "
+    "Or use backend='default' (BlazePose, bundled)."
 )
 
 PersonBoxes = Callable[[np.ndarray], np.ndarray]
@@ -43,9 +48,15 @@ PersonBoxes = Callable[[np.ndarray], np.ndarray]
 
 def _import_mmpose_apis():
     try:
+        install_mmcv_ops_shim()  # mmcv-lite: mmcv.ops without compiled ops (a no-op with full mmcv)
         from mmpose.apis import inference_topdown, init_model
     except ImportError as exc:
         raise MissingDependencyError(f"{INSTALL_HINT} (import failed: {exc})") from exc
+    except ValueError as exc:  # a compiled extension built against another numpy (the xtcocotools wheel)
+        if "binary incompatib" not in str(exc):
+            raise
+        raise MissingDependencyError(f"an mmpose dependency was built against another numpy ({exc}): "
+                                     "pip install --force-reinstall --no-deps --no-binary xtcocotools xtcocotools") from exc
     return init_model, inference_topdown
 
 
