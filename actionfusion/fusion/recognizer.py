@@ -41,6 +41,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..modalities.encoder_contract import Encoder, check_encoder, declared_input_keys
 from ..modalities.features import EncoderOutput
 from ..registry import create_model, register_model
@@ -72,6 +73,23 @@ class RecognizerFeatures:
     def pooled(self) -> torch.Tensor:
         """The fused feature [B, D_f] (the name every EncoderOutput uses)."""
         return self.fused
+
+
+def _check_part_spec(what: str, spec: object, allowed: Tuple[str, ...]) -> None:
+    """Raise UsageError unless ``spec`` is a mapping with a ``name`` and no key outside ``allowed``.
+
+    A YAML flow mapping without a space after its colons (``{name:ctrgcn}``) parses as one key
+    ``"name:ctrgcn"`` with no value; the message shows the keys found so that slip is visible.
+    """
+    if not isinstance(spec, Mapping):
+        raise UsageError(f"{what}: expected a mapping with 'name' (and optional {', '.join(map(repr, allowed[1:]))}), "
+                         f"got {type(spec).__name__} {spec!r}")
+    unknown = sorted(str(key) for key in set(spec) - set(allowed))
+    if unknown or "name" not in spec:
+        hint = ("; in YAML flow style put a space after each colon: {name: ctrgcn}"
+                if any(":" in key for key in unknown) else "")
+        raise UsageError(f"{what}: needs 'name' (and optional {', '.join(map(repr, allowed[1:]))}); got keys "
+                         f"{sorted(map(str, spec))}{hint}")
 
 
 def _encoder_keys(encoder: nn.Module, input_key: Optional[str]) -> Tuple[str, ...]:
@@ -120,23 +138,22 @@ class Recognizer(Encoder):
                  modality_dropout: float = 0.0) -> None:
         super().__init__()
         if not encoders:
-            raise ValueError("a recognizer needs at least one encoder")
+            raise UsageError("a recognizer needs at least one encoder (model.kwargs.encoders)")
         if not 0.0 <= modality_dropout < 1.0:
-            raise ValueError(f"modality_dropout must lie in [0, 1), not {modality_dropout}")
+            raise UsageError(f"modality_dropout must lie in [0, 1), not {modality_dropout}")
         if int(num_classes) < 0:
-            raise ValueError(f"num_classes must be >= 0, not {num_classes}")
+            raise UsageError(f"num_classes must be >= 0, not {num_classes}")
         self.num_classes = int(num_classes)
         self.encoders = nn.ModuleDict()
         self.encoder_keys: Dict[str, Tuple[str, ...]] = {}
         for entry, spec in encoders.items():
-            unknown = sorted(set(spec) - {"name", "kwargs", "input_key"})
-            if unknown or "name" not in spec:
-                raise ValueError(f"encoder {entry!r}: needs 'name' (and optional 'kwargs', 'input_key'); got {sorted(spec)}")
+            _check_part_spec(f"encoder {entry!r}", spec, ("name", "kwargs", "input_key"))
             encoder = create_model(spec["name"], num_classes=self.num_classes, **dict(spec.get("kwargs") or {}))
             check_encoder(encoder)
             self.encoders[entry] = encoder
             self.encoder_keys[entry] = _encoder_keys(encoder, spec.get("input_key"))
         self.dims = {entry: int(encoder.num_features) for entry, encoder in self.encoders.items()}
+        _check_part_spec("fusion", fusion, ("name", "kwargs"))
         fusion = dict(fusion)
         self.fusion = create_fusion(fusion["name"], self.dims, **dict(fusion.get("kwargs") or {}))
         self.fusion_name = str(fusion["name"])
