@@ -57,6 +57,18 @@ def test_built_from_an_experiment_config():
         Recognizer(CLASSES, {"skeleton": {"kwargs": {}}}, {"name": "late"})
 
 
+def test_a_malformed_part_spec_is_a_usage_error_that_shows_the_yaml_slip():
+    from actionfusion.errors import UsageError
+
+    # `--set "model.kwargs.encoders={rgb: {name:tsm_frames}}"`: YAML reads one key "name:tsm_frames"
+    with pytest.raises(UsageError, match=r"encoder 'rgb'.*\['name:tsm_frames'\].*space after each colon"):
+        Recognizer(CLASSES, {"rgb": {"name:tsm_frames": None}}, {"name": "late"})
+    with pytest.raises(UsageError, match="fusion: needs 'name'"):
+        Recognizer(CLASSES, SMALL_ENCODERS, {"kind": "late"})
+    with pytest.raises(UsageError, match="expected a mapping"):
+        Recognizer(CLASSES, {"rgb": "tsm_frames"}, {"name": "late"})
+
+
 @pytest.mark.parametrize("fusion", ["mmixer", "late"])
 def test_trains_and_infers_with_any_subset_of_modalities(fusion):
     entries = ("skeleton", "depth", "rgb")
