@@ -16,7 +16,10 @@ import numpy as np
 from ..modalities.depth.depth_clip import depth_clip_pipeline
 from ..modalities.pointcloud.point_clip import point_clip_pipeline
 from ..modalities.pose.heatmap_volume import flip_heatmap_volume, heatmap_volume, layout_limbs
-from ..modalities.rgb.clip_transforms import rgb_clip_pipeline
+from ..modalities.rgb.clip_transforms import normalize_clip, rgb_clip_pipeline
+from ..modalities.rgb.hand_glimpses import (HAND_JOINTS, cut_glimpses, fill_missing_centres, hand_centres_in_crop,
+                                            jitter_centres)
+from ..modalities.rgb.person_crop import scale_color_xy_to_video
 from ..errors import StoreError
 from .store.sample_store import SampleStore
 
@@ -81,6 +84,65 @@ class RGBClipReader:
         index = frame_indices(times, _stored_frames(store, name, "rgb"))
         frames = store.load_rgb(name, index.tolist())
         return rgb_clip_pipeline(frames, self.size, train, rng, flip=flip, area_range=self.area_range)
+
+
+def _keypoints_at_rgb_frames(store: SampleStore, name: str, index: np.ndarray, source: str) -> np.ndarray:
+    """float32 [T, K, 3] (x, y, score) in video pixels of the first actor, at stored RGB frames ``index``.
+
+    ``sensor``: the skeleton's colorX/Y (colour-camera pixels, rescaled to the video), whose frames are
+    the skeleton's kept file frames: each RGB frame takes the kept frame nearest to its video frame.
+    ``pose2d``: keypoints extracted from the video itself, one per video frame.
+    """
+    meta = store.meta(name)["modalities"]
+    rgb_meta = meta.get("rgb") or {}
+    source_frames = np.asarray(rgb_meta.get("source_frames") or np.arange(_stored_frames(store, name, "rgb")))
+    video_frames = source_frames[np.minimum(index, len(source_frames) - 1)]
+    try:
+        keypoints = store.load_pose2d_sensor(name) if source == "sensor" else store.load_pose2d(name)
+    except StoreError as err:
+        hint = ("stores prepared before pose2d_sensor existed lack it: prepare again with --overwrite"
+                if source == "sensor" else "run `actionfusion extract-poses` first")
+        raise StoreError(f"{err}; {hint}") from err
+    first = keypoints[0]  # [T', K, 3]
+    if source == "sensor":
+        kept = np.asarray((meta.get("skeleton") or {}).get("source_frames") or np.arange(first.shape[0]))
+        slot = np.abs(video_frames[:, None] - kept[None, : first.shape[0]]).argmin(axis=1)
+        picked = first[slot].astype(np.float64)
+        picked[..., :2] = scale_color_xy_to_video(picked[..., :2], tuple(rgb_meta.get("video_size_hw") or (1080, 1920)))
+        return picked
+    return first[np.minimum(video_frames, first.shape[0] - 1)].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class HandGlimpseClipReader:
+    """float32 [3, T, size, 2 * size] ImageNet-normalised windows on the right and left hand of the
+    first actor, cut from the stored person crop (:mod:`actionfusion.modalities.rgb.hand_glimpses`).
+
+    ``window``: window side as a fraction of the person crop; ``jitter``: training shift of each
+    window (one per clip and hand, uniform in +- jitter x window); ``keypoints``: ``sensor`` (the
+    skeleton's colorX/Y) or ``pose2d`` (extracted); ``layout``: the keypoints' layout.
+    """
+
+    num_frames: int
+    size: int
+    window: float = 0.33
+    jitter: float = 0.1
+    keypoints: str = "sensor"
+    layout: str = "ntu25"
+
+    def read(self, store: SampleStore, name: str, times: np.ndarray, train: bool,
+             rng: np.random.Generator, flip: bool) -> np.ndarray:
+        index = frame_indices(times, _stored_frames(store, name, "rgb"))
+        frames = store.load_rgb(name, index.tolist())
+        keypoints = _keypoints_at_rgb_frames(store, name, index, self.keypoints)
+        hands = list(HAND_JOINTS[self.layout])
+        box = store.meta(name)["modalities"]["rgb"].get("box") or (0, 0, frames.shape[2], frames.shape[1])
+        crop_hw = (frames.shape[1], frames.shape[2])
+        centres = fill_missing_centres(hand_centres_in_crop(keypoints[:, hands, :2], keypoints[:, hands, 2], box, crop_hw),
+                                       crop_hw)
+        if train:
+            centres = jitter_centres(centres, frames.shape[1], self.window, self.jitter, rng)
+        return normalize_clip(cut_glimpses(frames, centres, self.window, self.size, flip=flip))
 
 
 @dataclass(frozen=True)

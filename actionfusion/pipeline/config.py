@@ -45,9 +45,10 @@ from ..datasets.ntu.longtail_splits import parse_longtail_benchmark
 from ..datasets.ntu.splits import BENCHMARKS
 from ..datasets.skeleton_conventions import CONVENTIONS
 from ..io import atomic_write_text
+from ..modalities.rgb.hand_glimpses import HAND_JOINTS
 from ..modalities.skeleton.streams import STREAM_NAMES
 from .config_clips import (
-    KEYPOINT_SOURCES, POSE_SOURCES, DepthClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig, SourceConfig,
+    KEYPOINT_SOURCES, POSE_SOURCES, DepthClipConfig, HandGlimpseClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig, SourceConfig,
 )
 from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
 
@@ -60,7 +61,7 @@ STREAMS: tuple[str, ...] = STREAM_NAMES + ("unified12",)
 """``data.stream`` values: a stream of the transform pipeline's ``stream`` step, or ``"unified12"``:
 PSUMNet's joint, bone, joint-motion and bone-motion streams concatenated on the channel axis (12 channels)."""
 
-MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "pose_heatmap", "depth", "points")
+MODALITIES: tuple[str, ...] = ("skeleton", "rgb", "rgb_hands", "pose_heatmap", "depth", "points")
 """``data.modalities`` values: the batch keys a clip dataset can deliver."""
 LAYOUTS: tuple[str, ...] = ("ntu25", "nw_ucla20")
 """``data.layout``: the joints of the store's ``skeleton.npy`` (NTU RGB+D and PKU-MMD: ``ntu25``; NW-UCLA:
@@ -153,6 +154,7 @@ class DataConfig:
     flip_p: float = 0.5
     strict_samples: bool = False
     rgb: RGBClipConfig = field(default_factory=RGBClipConfig)
+    rgb_hands: HandGlimpseClipConfig = field(default_factory=HandGlimpseClipConfig)
     pose_heatmap: HeatmapClipConfig = field(default_factory=HeatmapClipConfig)
     depth: DepthClipConfig = field(default_factory=DepthClipConfig)
     points: PointClipConfig = field(default_factory=PointClipConfig)
@@ -398,6 +400,9 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(key, message)
 
 
+CLIP_BLOCKS: tuple[str, ...] = ("rgb", "rgb_hands", "pose_heatmap", "depth", "points")
+"""The ``data`` blocks of the frame-based modalities (each has ``num_frames``)."""
+
 UPPER_BOUNDS = {
     "data.clip_len": 10_000,       # frames; NTU's longest sample has 300
     "data.max_persons": 64,
@@ -425,10 +430,15 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
         _require(name in MODALITIES, f"data.modalities[{i}]", f"{name!r} is not one of {', '.join(MODALITIES)}")
     _require(len(set(data.modalities)) == len(data.modalities), "data.modalities", "lists a modality twice")
     _require(0.0 <= data.flip_p <= 1.0, "data.flip_p", "must lie in [0, 1]")
-    for block in ("rgb", "pose_heatmap", "depth", "points"):
+    for block in CLIP_BLOCKS:
         _require(getattr(data, block).num_frames >= 1, f"data.{block}.num_frames", "must be at least 1")
-    _require(data.pose_heatmap.keypoints in KEYPOINT_SOURCES, "data.pose_heatmap.keypoints",
-             f"{data.pose_heatmap.keypoints!r} is not one of {', '.join(KEYPOINT_SOURCES)}")
+    for block in ("pose_heatmap", "rgb_hands"):
+        _require(getattr(data, block).keypoints in KEYPOINT_SOURCES, f"data.{block}.keypoints",
+                 f"{getattr(data, block).keypoints!r} is not one of {', '.join(KEYPOINT_SOURCES)}")
+    _require(data.rgb_hands.layout in HAND_JOINTS, "data.rgb_hands.layout",
+             f"{data.rgb_hands.layout!r} is not one of {', '.join(HAND_JOINTS)}")
+    _require(0.0 < data.rgb_hands.window <= 1.0, "data.rgb_hands.window", "must lie in (0, 1] (a fraction of the crop)")
+    _require(0.0 <= data.rgb_hands.jitter <= 1.0, "data.rgb_hands.jitter", "must lie in [0, 1]")
     _require(data.layout in LAYOUTS, "data.layout", f"{data.layout!r} is not one of {', '.join(LAYOUTS)}")
     _require(data.skeleton_source in CONVENTIONS, "data.skeleton_source",
              f"{data.skeleton_source!r} is not one of {', '.join(CONVENTIONS)}")
@@ -451,7 +461,7 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
         _require(not any(word in option.lower() for word in SECRET_OPTION_WORDS), f"data.storage_options.{option}",
                  "looks like a credential; configs are copied into every work dir: set AWS_ACCESS_KEY_ID / "
                  "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment instead")
-    for block in ("rgb", "pose_heatmap", "depth", "points"):
+    for block in CLIP_BLOCKS:
         frames = getattr(data, block).num_frames
         _require(frames <= UPPER_BOUNDS["data.clip_len"], f"data.{block}.num_frames",
                  f"must be at most {UPPER_BOUNDS['data.clip_len']}")

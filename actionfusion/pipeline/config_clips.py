@@ -38,6 +38,29 @@ class RGBClipConfig:
 
 
 @dataclass(frozen=True)
+class HandGlimpseClipConfig:
+    """Hand glimpses ``"rgb_hands"`` float32 [3, T, size, 2 * size] (ImageNet-normalised): a window on
+    the right and one on the left hand of the first actor, cut from the stored RGB person crop
+    (:mod:`actionfusion.modalities.rgb.hand_glimpses`, which gives the measurements behind them).
+
+    Attributes:
+        num_frames: T, at the clip times shared with the other modalities.
+        size: side of each hand's window in the clip, pixels.
+        window: window side as a fraction of the stored person crop (0.33 of 192 px: 63 px).
+        jitter: training shift of each window, one per clip and hand, uniform in +- jitter x window.
+        keypoints: one of :data:`KEYPOINT_SOURCES` (where the hands are found).
+        layout: joint layout of those keypoints (``ntu25``, ``coco17`` or ``blazepose33``).
+    """
+
+    num_frames: int = 8
+    size: int = 32
+    window: float = 0.33
+    jitter: float = 0.1
+    keypoints: str = "sensor"
+    layout: str = "ntu25"
+
+
+@dataclass(frozen=True)
 class HeatmapClipConfig:
     """Pose heatmap volumes ``"pose_heatmap"`` float32 [K, T, size, size] (EPAM / PoseC3D).
 

@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..datasets.clip_dataset import SkeletonClipDataset, ClipTransform
-from ..datasets.modality_clips import ClipReader, DepthClipReader, HeatmapClipReader, PointClipReader, RGBClipReader
+from ..datasets.modality_clips import (ClipReader, DepthClipReader, HandGlimpseClipReader, HeatmapClipReader,
+                                       PointClipReader, RGBClipReader)
 from ..datasets.multimodal_clip_dataset import MultiModalClipDataset
 from ..datasets.benchmarks import BenchmarkLists, resolve_benchmark
 from ..datasets.ntu.longtail_splits import base_benchmark, parse_longtail_benchmark
@@ -208,6 +209,10 @@ def build_readers(data: DataConfig) -> dict[str, ClipReader]:
             rgb = data.rgb
             low, high = (float(v) for v in rgb.scale_range)
             readers[key] = RGBClipReader(rgb.num_frames, rgb.size, (low, high))
+        elif key == "rgb_hands":
+            hands = data.rgb_hands
+            readers[key] = HandGlimpseClipReader(hands.num_frames, hands.size, float(hands.window), float(hands.jitter),
+                                                 hands.keypoints, hands.layout)
         elif key == "pose_heatmap":
             hm = data.pose_heatmap
             readers[key] = HeatmapClipReader(hm.num_frames, hm.size, hm.sigma, hm.padding, hm.keypoints, hm.layout,
@@ -310,6 +315,8 @@ def drop_incomplete_samples(cfg: ExperimentConfig, store: SampleStore, splits: d
         StoreError: ``data.strict_samples`` is set and a sample is incomplete.
     """
     needed = {m for m in cfg.data.modalities if m in STORED_MODALITIES}
+    if "rgb_hands" in cfg.data.modalities:  # cut from the RGB crop where the keypoints put the hands
+        needed |= {"rgb", "pose2d_sensor" if cfg.data.rgb_hands.keypoints == "sensor" else "pose2d"}
     if cfg.data.skeleton_source != "ntu25" or cfg.data.conventions:
         needed.discard("skeleton")  # extracted conventions: check_pose_available's job
     kept: dict[str, list[str]] = {}

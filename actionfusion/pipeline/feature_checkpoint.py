@@ -2,7 +2,7 @@
 
 - :func:`resolve_checkpoint`: a training work dir, an epoch checkpoint dir or a weights file ->
   (weights file, config), the ``config.yaml`` found beside the weights or above them;
-- :func:`prepared_modality` / :func:`stored_modality`: which prepared and stored modality each
+- :func:`prepared_modalities` / :func:`stored_modalities`: which prepared and stored modalities each
   batch key comes from;
 - :func:`training_prepare_config`: the PrepareConfig of the store the model was trained on, so
   raw inputs are cropped and sized as in training.
@@ -24,7 +24,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 CONFIG_FILE = "config.yaml"
 
 PREPARED_MODALITY_FOR_KEY: dict[str, str] = {"skeleton": "skeleton", "rgb": "rgb", "depth": "depth", "points": "points"}
-"""Batch key -> the PrepareConfig modality that makes it (pose_heatmap: see :func:`prepared_modality`)."""
+"""Batch key -> the PrepareConfig modality that makes it (pose_heatmap, rgb_hands: see :func:`prepared_modalities`)."""
 
 
 def find_config_for(weights: Path) -> Optional[Path]:
@@ -55,24 +55,31 @@ def resolve_checkpoint(path: PathLike, config: Union[None, PathLike, ExperimentC
     return weights, load_config(config_path), config_path
 
 
-def prepared_modality(key: str, cfg: ExperimentConfig) -> Optional[str]:
-    """The PrepareConfig modality that batch key ``key`` is made from (None: cannot come from raw files:
-    heatmaps of extracted 2D keypoints, and skeletons of a ``data.skeleton_source`` other than the sensor's)."""
+def prepared_modalities(key: str, cfg: ExperimentConfig) -> Optional[tuple[str, ...]]:
+    """The PrepareConfig modalities that batch key ``key`` is made from (None: cannot come from raw files:
+    heatmaps and hand glimpses of extracted 2D keypoints, and skeletons of a ``data.skeleton_source``
+    other than the sensor's). Sensor keypoints (``pose2d_sensor``) are written with the skeleton."""
     if key == "pose_heatmap":
-        return "skeleton" if cfg.data.pose_heatmap.keypoints == "sensor" else None
+        return ("skeleton",) if cfg.data.pose_heatmap.keypoints == "sensor" else None
+    if key == "rgb_hands":
+        return ("rgb", "skeleton") if cfg.data.rgb_hands.keypoints == "sensor" else None
     if key == "skeleton" and cfg.data.skeleton_source != "ntu25":
         return None
-    return PREPARED_MODALITY_FOR_KEY.get(key)
+    one = PREPARED_MODALITY_FOR_KEY.get(key)
+    return (one,) if one is not None else None
 
 
-def stored_modality(key: str, cfg: ExperimentConfig) -> str:
-    """The store modality batch key ``key`` is read from (``skeleton``: the file of
-    ``data.skeleton_source``, e.g. ``pose3d_world`` for the extracted ``coco17``)."""
+def stored_modalities(key: str, cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The store modalities batch key ``key`` is read from (``skeleton``: the file of
+    ``data.skeleton_source``, e.g. ``pose3d_world`` for the extracted ``coco17``; ``rgb_hands``: the
+    RGB crops and the keypoints that place the hands)."""
     if key == "pose_heatmap":
-        return "pose2d_sensor" if cfg.data.pose_heatmap.keypoints == "sensor" else "pose2d"
+        return ("pose2d_sensor" if cfg.data.pose_heatmap.keypoints == "sensor" else "pose2d",)
+    if key == "rgb_hands":
+        return ("rgb", "pose2d_sensor" if cfg.data.rgb_hands.keypoints == "sensor" else "pose2d")
     if key == "skeleton":
-        return {"ntu25": "skeleton", "coco17_2d": "pose2d"}.get(cfg.data.skeleton_source, "pose3d_world")
-    return key
+        return ({"ntu25": "skeleton", "coco17_2d": "pose2d"}.get(cfg.data.skeleton_source, "pose3d_world"),)
+    return (key,)
 
 
 def training_prepare_config(cfg: ExperimentConfig, near: Sequence[Path] = ()) -> tuple[Optional[PrepareConfig], str]:

@@ -50,7 +50,7 @@ from .checkpoints import load_weights, read_class_names
 from .config import ConfigError, ExperimentConfig
 from .data_builder import build_convention_transforms, build_readers, build_transform
 from .feature_cache import PendingPreparation, RawSampleCache
-from .feature_checkpoint import prepared_modality, resolve_checkpoint, stored_modality, training_prepare_config
+from .feature_checkpoint import prepared_modalities, resolve_checkpoint, stored_modalities, training_prepare_config
 from .feature_inputs import (
     FeatureInput,
     FeatureInputError,
@@ -175,7 +175,7 @@ class FeatureExtractor:
         near = [config_dir, *list(config_dir.parents)[:2]] if config_dir is not None else []
         base, self.prepare_config_source = ((prepare_config, "given") if prepare_config is not None
                                             else training_prepare_config(cfg, near))
-        needed = {prepared_modality(k, cfg) for k in self.input_keys}
+        needed = {m for k in self.input_keys for m in (prepared_modalities(k, cfg) or ())}
         wanted = tuple(m for m in PREPARE_MODALITIES if m in needed)  # the store layout's order
         self.prepare_config: Optional[PrepareConfig] = replace(base or PrepareConfig(), modalities=wanted) if wanted else None
         self._tmp = None if cache_dir is not None else tempfile.TemporaryDirectory(prefix="actionfusion-features-")
@@ -235,9 +235,9 @@ class FeatureExtractor:
             MissingModalityError: nothing usable, naming the input and what the model needs.
         """
         def has(key: str) -> bool:
-            if resolved.is_raw and prepared_modality(key, self.cfg) is None:
+            if resolved.is_raw and prepared_modalities(key, self.cfg) is None:
                 return False
-            return stored_modality(key, self.cfg) in resolved.provides
+            return all(m in resolved.provides for m in stored_modalities(key, self.cfg))
 
         entries = [keys for keys in self.key_groups.values() if all(has(k) for k in keys)]
         if entries and (self.any_subset or len(entries) == len(self.key_groups)):
@@ -247,7 +247,7 @@ class FeatureExtractor:
         given = sorted(resolved.provides) or ["nothing"]
         hint = ("; extracted poses (pose2d, pose3d_world) come only from a store: run `actionfusion prepare VIDEO_DIR "
                 "--out STORE` (or `actionfusion extract-poses`) and pass STORE::NAME"
-                if resolved.is_raw and any(prepared_modality(k, self.cfg) is None for k in self.input_keys) else "")
+                if resolved.is_raw and any(prepared_modalities(k, self.cfg) is None for k in self.input_keys) else "")
         raise MissingModalityError(resolved.label, f"provides {', '.join(given)} but the model needs {needs}{hint}")
 
     # -- extraction

@@ -1,6 +1,6 @@
 """What a model reads from a batch: its ``input_keys``, moved to the device, multi-clip aware.
 
-Batches are dicts keyed by modality (``skeleton``, ``rgb``, ``pose_heatmap``, ``depth``,
+Batches are dicts keyed by modality (``skeleton``, ``rgb``, ``rgb_hands``, ``pose_heatmap``, ``depth``,
 ``points``) plus ``label`` and ``index``. A model names the keys it reads in its class attribute
 ``input_keys`` (no default: a model without them is refused); a model with one key is called
 with that tensor, a model with several with a dict of them.
@@ -21,6 +21,7 @@ ModelInput = Union[torch.Tensor, dict[str, torch.Tensor]]
 SINGLE_CLIP_RANK: dict[str, int] = {
     "skeleton": 5,       # [B, M, T, V, C]
     "rgb": 5,            # [B, 3, T, H, W]
+    "rgb_hands": 5,      # [B, 3, T, S, 2 S]
     "pose_heatmap": 5,   # [B, K, T, H, W]
     "depth": 5,          # [B, 1, T, H, W]
     "points": 4,         # [B, T, P, 3]

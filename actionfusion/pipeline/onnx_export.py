@@ -67,7 +67,7 @@ DEFAULT_OPSET = 17
 """LayerNormalization is a native op from opset 17 on."""
 TOLERANCE = 1e-4
 """Largest |ONNX Runtime - torch| accepted, relative to the largest |torch output|."""
-TIME_AXIS: dict[str, int] = {"skeleton": 2, "rgb": 2, "pose_heatmap": 2, "depth": 2, "points": 1}
+TIME_AXIS: dict[str, int] = {"skeleton": 2, "rgb": 2, "rgb_hands": 2, "pose_heatmap": 2, "depth": 2, "points": 1}
 """Index of the time axis of each batch key's tensor (batch first, one clip)."""
 SKELETON_CHANNEL_GUESSES: tuple[int, ...] = (3, 12, 6, 2, 4)
 """Channel counts tried, in order, when neither a store clip nor the model tells C (12: PSUMNet's unified stream)."""
@@ -337,6 +337,8 @@ def _config_shape(cfg: Any, key: str, frames: int, channels: int) -> tuple[int, 
         return (data.max_persons, frames, len(get_layout(layout).joint_names), channels)
     if key == "rgb":
         return (3, data.rgb.num_frames, data.rgb.size, data.rgb.size)
+    if key == "rgb_hands":
+        return (3, data.rgb_hands.num_frames, data.rgb_hands.size, 2 * data.rgb_hands.size)
     if key == "depth":
         return (1, data.depth.num_frames, data.depth.size, data.depth.size)
     if key == "points":
