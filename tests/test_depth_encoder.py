@@ -124,3 +124,29 @@ def test_transformer_head_tells_a_clip_from_its_reverse() -> None:
         with torch.no_grad():
             a, b = model.forward_features(x).pooled, model.forward_features(reverse).pooled
         assert torch.allclose(a, b, atol=1e-6) == same, head
+
+
+def test_max_spatial_pool_keeps_a_small_object_that_the_mean_dilutes() -> None:
+    """spatial_pool="max": each frame's vector is the strongest response anywhere in its map, so a
+    patch a few pixels wide moves it as much in a large frame as in a small one; the mean divides by the area."""
+    torch.manual_seed(0)
+    model = DepthTSM(num_classes=0, in_channels=3, temporal_head="mean", spatial_pool="max").eval()
+    for block in model.backbone.blocks:  # as after training: the residual branches are not zero
+        nn.init.ones_(block.bn2.weight)
+    mean_model = DepthTSM(num_classes=0, in_channels=3, temporal_head="mean").eval()
+    mean_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        feats = model.forward_features(torch.randn(2, 3, 4, 32, 32))
+        torch.testing.assert_close(feats.sequence, feats.spatial.amax(dim=(-2, -1)).transpose(1, 2))
+        changes = {}
+        for side in (32, 96):
+            clip = 0.1 * torch.randn(1, 3, 2, side, side, generator=torch.Generator().manual_seed(side))
+            marked = clip.clone()
+            marked[:, :, :, 10:14, 10:14] = 4.0  # the same 4 x 4 patch in a small and a large frame
+            changes[side] = [float((m.forward_features(marked).pooled - m.forward_features(clip).pooled).abs().sum())
+                             for m in (model, mean_model)]
+    (max_small, mean_small), (max_large, mean_large) = changes[32], changes[96]
+    assert max_large == pytest.approx(max_small, rel=0.05)
+    assert mean_large < 0.3 * mean_small
+    with pytest.raises(ValueError, match="spatial_pool"):
+        DepthTSM(spatial_pool="sum")
