@@ -3,22 +3,24 @@
 Why. An object held in the hand (a cup, a toothbrush, a phone) covers a few pixels of a whole-body
 crop, and resizing that crop to the small clips a CPU can train on blurs it away. Measured on the
 synthetic set's three held-object classes (drink / brush teeth / phone call: the same arm motion,
-only the object differs; ntu60_xsub, 45 training and 27 test clips), a logistic regression on the
-colour histograms of 8 frames per clip scores on the test clips:
+only the object differs; ntu60_xsub, 45 training and 27 test clips, so one clip is 3.7 points) by
+``benchmarks/bench_held_object_probe.py``: a logistic regression on the colour histograms of 8
+frames per clip scores on the test clips
 
-==========================================  ========
-input (8 frames per clip)                   accuracy
-==========================================  ========
-whole person crop, 48 px                    77.8 %
-whole person crop, 64 px (the demo's size)  81.5 %
-whole person crop, 96 / 128 px              92.6 %
-whole person crop, 192 px (as stored)       100 %
-two hand glimpses, 32 px each               96.3 %
-==========================================  ========
+==========================================  ========  ================
+input (8 frames per clip)                   accuracy  pixels per frame
+==========================================  ========  ================
+whole person crop, 48 px                    74.1 %    2,304
+whole person crop, 64 px (the demo's size)  85.2 %    4,096
+whole person crop, 96 / 128 px              88.9 / 92.6 %  9,216 / 16,384
+whole person crop, 192 px (as stored)       100 %     36,864
+two hand glimpses, 32 px each               85.2 %    2,048
+two hand glimpses, 48 px each               96.3 %    4,608
+==========================================  ========  ================
 
-The 2 px wide toothbrush of a 192 px crop is under a pixel at 64 px. Two 32 x 32 glimpses hold
-half the pixels of one 64 x 64 frame and keep the object at the stored resolution, so the object
-classes need neither a large RGB clip nor its training cost.
+The 2 px wide toothbrush of a 192 px crop is under a pixel at 64 px. Glimpses keep the object at
+the stored resolution: at the pixels of one 64 px frame they hold what a 128-192 px crop holds, and
+at half of them what the 64 px crop holds.
 
 This is the pose-guided glimpse of Baradel, Wolf and Mille, "Human Action Recognition: Pose-based
 Attention draws focus to Hands" (ICCV Workshops 2017), who cut RGB glimpses around the hands from
