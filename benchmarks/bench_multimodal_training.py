@@ -1,7 +1,7 @@
 """Multimodal training throughput (clips/s) and the share of time spent waiting for data.
 
 Runs the real training loop pieces on the demo's multimodal config
-(``configs/synthetic/mmixer.yaml``: skeleton + RGB + depth, M-Mixer) and on its late-fusion
+(``configs/synthetic/mmixer.yaml``: skeleton + RGB hand glimpses + depth, M-Mixer) and on its late-fusion
 variant: the trainer's loader (``build_train_loader`` with the config's worker count) feeding
 forward + backward + SGD through :class:`FeaturesAndLogits`, for ``--steps`` steps. It times the
 wait for each batch apart from the step itself.
@@ -32,8 +32,13 @@ sys.path.insert(0, str(REPO))
 from loader_share import measure_loader_share  # noqa: E402  (benchmarks/, the script's own folder)
 
 CASES = {
-    "mmixer_skeleton_rgb_depth": ("configs/synthetic/mmixer.yaml", []),
-    "late_skeleton_rgb_depth": ("configs/synthetic/mmixer.yaml", ["model.kwargs.fusion={name: late}"]),
+    "mmixer_skeleton_hands_depth": ("configs/synthetic/mmixer.yaml", []),
+    "late_skeleton_hands_depth": ("configs/synthetic/mmixer.yaml", ["model.kwargs.fusion={name: late}"]),
+    # the previous demo model: the 64 px person crop in place of the hand glimpses
+    "mmixer_skeleton_rgb_depth": ("configs/synthetic/mmixer.yaml", [
+        "data.modalities=[skeleton, rgb, depth]", "data.rgb={num_frames: 8, size: 64, scale_range: [1.0, 1.0]}",
+        "model.kwargs.encoders={skeleton: {name: ctrgcn, kwargs: {base_channels: 32}}, rgb: {name: tsm_frames}, "
+        "depth: {name: depth_tsm}}"]),
 }
 
 

@@ -31,11 +31,12 @@ def test_demo_tiny_end_to_end_and_resume(tmp_path):
     assert "held-out accuracy" in first.stdout
     work = out / "work_dirs" / "synthetic_mmixer"
     assert (work / "confusion.png").is_file()
-    assert set(record["test_top1_by_modality"]) == {"all", "skeleton", "rgb", "depth"}
-    assert "only depth" in first.stdout and "fused (skeleton + rgb + depth)" in first.stdout
+    assert set(record["test_top1_by_modality"]) == {"all", "skeleton", "hands", "depth"}
+    assert "only hands" in first.stdout and "fused (skeleton + rgb_hands + depth)" in first.stdout
     index = json.loads((out / "features" / "index.json").read_text())
     assert record["features"] == len(index["samples"]) > 0 and not index["failures"]
-    assert all(entry["modalities_used"] == ["skeleton", "rgb", "depth"] for entry in index["samples"].values())
+    # the hand glimpses of a raw video come from its skeleton file's colorX/Y
+    assert all(entry["modalities_used"] == ["skeleton", "rgb_hands", "depth"] for entry in index["samples"].values())
     # Running again resumes: nothing is generated or prepared twice.
     second = _run("demo", "--scale", "tiny", "--out", str(out), *quick)
     assert second.returncode == 0

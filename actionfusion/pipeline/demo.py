@@ -2,7 +2,7 @@
 
 1. generate the synthetic NTU-format set (skeletons, RGB videos, masked depth);
 2. prepare it into a sample store;
-3. ``actionfusion run synthetic/mmixer``: train the multimodal model (skeleton + RGB +
+3. ``actionfusion run synthetic/mmixer``: train the multimodal model (skeleton + RGB hand glimpses +
    depth, fused by M-Mixer) end to end, evaluate it on the held-out cross-subject test split
    (metrics, confusion PNG, per-class table), and evaluate the same model given one modality only;
 4. extract features of held-out raw videos (with their skeleton files and depth folders) with
