@@ -312,6 +312,7 @@ def _has_pose(store: Path, name: str) -> bool:
         return False
 
 
+@pytest.mark.needs_blazepose
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_default_backend_through_the_command(synth_root: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:

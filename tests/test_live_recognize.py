@@ -33,6 +33,7 @@ def work_dir(tmp_path_factory) -> Path:
     return _work_dir(tmp_path_factory.mktemp("live") / "model")
 
 
+@pytest.mark.needs_blazepose
 def test_live_windows_equal_offline_windows(work_dir) -> None:
     from actionfusion.modalities.pose.estimator import create_pose_estimator
     from actionfusion.modalities.pose.extract import extract_poses
@@ -64,6 +65,7 @@ def _frames_of(path: Path) -> tuple[int, tuple[int, int]]:
     return len(frames), (frames[0].height, frames[0].width)
 
 
+@pytest.mark.needs_blazepose
 def test_recognize_writes_a_labelled_video_and_window_records(work_dir, tmp_path, capsys) -> None:
     out = tmp_path / "labelled.mp4"
     assert main(["recognize", str(VIDEO), "--checkpoint", str(work_dir), "--out", str(out), "--step", "10",
@@ -84,6 +86,7 @@ def test_recognize_writes_a_labelled_video_and_window_records(work_dir, tmp_path
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
 
 
+@pytest.mark.needs_blazepose
 def test_stream_reads_a_live_loopback_stream_until_it_ends(work_dir, tmp_path, capsys) -> None:
     from actionfusion.pipeline.live.replay_server import ReplayServer, encode_mpegts
 
@@ -113,6 +116,7 @@ def test_stream_refuses_a_sensor_skeleton_model(tmp_path, capsys) -> None:
     assert len(err) == 1 and "extracted poses" in err[0]
 
 
+@pytest.mark.needs_blazepose
 def test_detect_on_a_video_extracts_poses_and_writes_segments(work_dir, tmp_path, capsys) -> None:
     out = tmp_path / "detections"
     assert main(["detect", str(VIDEO), "--checkpoint", str(work_dir), "--out", str(out), "--window", "16",

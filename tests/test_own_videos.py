@@ -69,6 +69,7 @@ def test_folder_layout_and_labels_file_errors(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe (the default pose model) is "
                                                                           "not installed")
+@pytest.mark.needs_blazepose
 def test_one_command_takes_class_folders_to_a_trained_coco17_gcn(video_folder: Path, tmp_path: Path) -> None:
     store, work = tmp_path / "store", tmp_path / "work"
     command = [sys.executable, "-m", "actionfusion", "run", "custom/ctrgcn_coco17", "--raw-root", str(video_folder),

@@ -41,6 +41,7 @@ def poses(cache_dir):
     return extract_poses(_need_video(), cache_dir=str(cache_dir))
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_default_backend_finds_the_person_in_nearly_every_frame(poses) -> None:
     assert poses.layout == "blazepose33"
@@ -57,6 +58,7 @@ def test_default_backend_finds_the_person_in_nearly_every_frame(poses) -> None:
     assert poses.world is not None and poses.world.shape == poses.keypoints.shape
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_keypoints_fall_inside_the_frame(poses) -> None:
     k = poses.keypoints[poses.present()]  # [N, 33, 3]
@@ -70,6 +72,7 @@ def test_keypoints_fall_inside_the_frame(poses) -> None:
     assert 200 < np.median(heights) < 1080
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_limb_lengths_stay_consistent_over_time(poses) -> None:
     """Bones that stay roughly parallel to the image plane keep their projected length.
@@ -95,6 +98,7 @@ def test_limb_lengths_stay_consistent_over_time(poses) -> None:
     assert 0.3 < np.median(thigh) < 0.6
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_two_people_are_found_and_each_keeps_one_track(tmp_path, cache_dir) -> None:
     """The fixture's person beside her mirror image (30 frames, 800x480): two tracks, each
@@ -120,6 +124,7 @@ def test_two_people_are_found_and_each_keeps_one_track(tmp_path, cache_dir) -> N
     assert one.num_persons == 1 and one.track_ids[0] in two.track_ids
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_to_layout_shapes_and_joint_names(poses) -> None:
     coco, ntu = poses.to_layout("coco17"), poses.to_layout("ntu25")
@@ -133,6 +138,7 @@ def test_to_layout_shapes_and_joint_names(poses) -> None:
                                rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_bundle_is_built_offline_into_the_cache_once(poses, cache_dir) -> None:
     import actionfusion
@@ -159,6 +165,7 @@ def test_default_backend_is_cpu_only() -> None:
         create_pose_estimator("default", device="cuda")
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 @pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00AVI garbage" * 10, "truncated"])
 def test_bad_video_gives_video_decode_error(tmp_path, content, cache_dir) -> None:
@@ -177,6 +184,7 @@ def _decoded_frames(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
+@pytest.mark.needs_blazepose
 @needs_mediapipe
 def test_visualiser_writes_png_strip_and_mp4(poses, tmp_path) -> None:
     import cv2

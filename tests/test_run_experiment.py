@@ -100,6 +100,7 @@ def test_extracted_poses_require_heatmaps_from_them() -> None:
                                 "data": {"modalities": ["pose_heatmap"], "pose_heatmap": {"keypoints": "pose2d"}}})
 
 
+@pytest.mark.needs_blazepose
 def test_run_extracts_poses_from_the_raw_videos_and_trains_on_their_heatmaps(raw_root: Path, tmp_path: Path) -> None:
     """pose_source: extracted runs the embedded BlazePose over every video into the store; the
     pose-heatmap encoder then reads those keypoints (COCO-17), end to end from the raw root."""
