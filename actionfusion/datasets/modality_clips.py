@@ -87,7 +87,7 @@ class RGBClipReader:
 
 
 def _keypoints_at_rgb_frames(store: SampleStore, name: str, index: np.ndarray, source: str) -> np.ndarray:
-    """float32 [T, K, 3] (x, y, score) in video pixels of the first actor, at stored RGB frames ``index``.
+    """float64 [T, K, 3] (x, y, score) in video pixels of the first actor, at stored RGB frames ``index``.
 
     ``sensor``: the skeleton's colorX/Y (colour-camera pixels, rescaled to the video), whose frames are
     the skeleton's kept file frames: each RGB frame takes the kept frame nearest to its video frame.

@@ -48,7 +48,8 @@ from ..io import atomic_write_text
 from ..modalities.rgb.hand_glimpses import HAND_JOINTS
 from ..modalities.skeleton.streams import STREAM_NAMES
 from .config_clips import (
-    KEYPOINT_SOURCES, POSE_SOURCES, DepthClipConfig, HandGlimpseClipConfig, HeatmapClipConfig, PointClipConfig, RGBClipConfig, SourceConfig,
+    KEYPOINT_SOURCES, POSE_SOURCES, DepthClipConfig, HandGlimpseClipConfig, HeatmapClipConfig, PointClipConfig,
+    RGBClipConfig, SourceConfig,
 )
 from .config_source import BASE_KEY, ConfigError, PathLike, apply_overrides, load_config_dict, parse_override
 
