@@ -97,3 +97,15 @@ def test_error_boundary_statuses_and_lines():
     assert status == 1 and "Traceback" in text
     status, text = run(ZeroDivisionError("division by zero"))
     assert status == 1 and "Traceback" in text and "This is a bug in actionfusion" in text.splitlines()[-1]
+
+
+def test_synth_takes_out_as_every_command_does(tmp_path, capsys):
+    from actionfusion.pipeline.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "a"), "--scale", "tiny", "--workers", "1", "--quiet"]) == 0
+    assert len(list((tmp_path / "a" / "nturgb+d_skeletons").glob("*.skeleton"))) == 30
+    assert main(["synth", str(tmp_path / "b"), "--out", str(tmp_path / "c"), "--scale", "tiny"]) == 2
+    assert main(["synth", "--scale", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "actionfusion synth: error: synth: give the output folder: actionfusion synth --out DIR"
+    assert "two output folders" in err[-2] and not (tmp_path / "b").exists()

@@ -26,6 +26,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from ..datasets.synthetic.generate import SynthConfig, generate_synthetic_ntu
     from ..errors import UsageError
 
+    if args.out is not None and args.out_option is not None and args.out != args.out_option:
+        raise UsageError(f"synth: two output folders ({args.out} and --out {args.out_option}); give one")
+    args.out = args.out_option if args.out_option is not None else args.out
+    if args.out is None:
+        raise UsageError("synth: give the output folder: actionfusion synth --out DIR")
     config = SynthConfig(seed=args.seed, scale=args.scale)
     if args.rgb_size is not None:
         config = SynthConfig(seed=args.seed, scale=args.scale, rgb_size=args.rgb_size)
@@ -407,7 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write the synthetic dataset in NTU RGB+D's on-disk layout")
-    p.add_argument("out", help="output root (ntu: gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/)")
+    p.add_argument("--out", dest="out_option", default=None,
+                   help="output root (ntu: gets nturgb+d_skeletons/, nturgb+d_rgb/, nturgb+d_depth_masked/), as every "
+                        "command takes it")
+    p.add_argument("out", nargs="?", default=None, help="the output root given positionally, as before --out existed")
     p.add_argument("--format", default="ntu", choices=("ntu", "videos", "pku-mmd", "nw-ucla"),
                    help="ntu: NTU RGB+D's layout; videos: RGB renders only, in class sub-folders (OUT/<class>/take_NNNN.avi), "
                         "as a folder of your own videos; pku-mmd: untrimmed skeleton sequences, labels and split files "
