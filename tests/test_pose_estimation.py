@@ -268,8 +268,8 @@ def test_mmpose_backend_without_mmpose_says_how_to_install() -> None:
 
 def test_mmpose_backend_with_random_weights() -> None:
     if importlib.util.find_spec("mmpose") is None:
-        pytest.skip("mmpose is not installed (optional [mmpose] extra; its install needs the workarounds "
-                    "in actionfusion/modalities/pose/mmpose_backend.py)")
+        pytest.skip("mmpose is not installed (optional [mmpose] extra; its install steps are in the README, "
+                    "section \"Poses from raw video\")")
     import mmpose
 
     configs = Path(mmpose.__file__).parent / ".mim" / "configs" / "body_2d_keypoint" / "rtmpose" / "coco"

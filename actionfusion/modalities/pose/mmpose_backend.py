@@ -14,7 +14,7 @@ Person boxes come from, in order of preference:
   e.g. boxes from another detector or from the default backend;
 * otherwise the whole frame as one box (one person, as in mmpose's own default).
 
-Installing (mmpose 1.3.2, measured; see the README): ``pip install 'actionfusion[mmpose]'`` gives
+Installing (mmpose 1.3.2, measured; README "Poses from raw video"): ``pip install 'actionfusion[mmpose]'`` gives
 ``mmcv-lite==2.1.0`` (full mmcv 2.x has no PyPI wheels), ``mmengine==0.10.7`` with
 ``setuptools<81``, mmdet 3.3.0 and mmpose; two packages need a step pip cannot express in an extra:
 chumpy (an mmpose requirement whose setup imports pip: ``pip install --no-build-isolation chumpy``
