@@ -73,3 +73,7 @@ def test_a_compiled_op_fails_in_one_line_when_built() -> None:
 
     with pytest.raises(MissingDependencyError, match="mmcv.ops.DeformConv2d is a compiled op"):
         Subclass(3, 3, 3)
+
+
+def test_every_import_of_a_compiled_op_sees_the_same_class() -> None:
+    assert _missing_op("RoIAlign") is _missing_op("RoIAlign") and _missing_op("RoIAlign") is not _missing_op("nms3d")

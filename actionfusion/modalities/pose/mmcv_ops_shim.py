@@ -21,6 +21,7 @@ Top-down pose models (RTMPose, HRNet, SimCC heads) use no compiled op.
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -90,8 +91,10 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, n
     return torch.cat([boxes_t[keep], scores_t[keep, None].to(boxes_t.dtype)], dim=1), keep
 
 
+@functools.lru_cache(maxsize=None)
 def _missing_op(name: str) -> type:
-    """A class standing for compiled op ``name``: building or calling it raises one clear line."""
+    """A class standing for compiled op ``name`` (one per name, so every import sees the same class):
+    building or calling it raises one clear line."""
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise MissingDependencyError(f"mmcv.ops.{name} is a compiled op, and mmcv-lite (the [mmpose] extra) has "
                                      f"none: this model needs {FULL_MMCV_HINT}")

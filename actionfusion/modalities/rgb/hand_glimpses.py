@@ -103,12 +103,12 @@ def cut_glimpses(frames: np.ndarray, centres: np.ndarray, window: float, size: i
     hands = centres.shape[1]
     out = np.empty((frames.shape[0], size, hands * size, 3), dtype=np.uint8)
     order = list(range(hands))[::-1] if flip else list(range(hands))
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     for t, frame in enumerate(frames):
         frame = np.ascontiguousarray(frame)
         for slot, hand in enumerate(order):
             cx, cy = (float(v) for v in centres[t, hand])
             patch = cv2.getRectSubPix(frame, (side, side), (cx, cy))
-            interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
             patch = cv2.resize(patch, (size, size), interpolation=interpolation)
             out[t, :, slot * size:(slot + 1) * size] = patch[:, ::-1] if flip else patch
     return out
