@@ -118,3 +118,29 @@ def test_cli_models_draws_several_runs(trained: dict) -> None:
     assert len(document["models"]) == 2
     assert document["models"][0]["results"] == document["models"][1]["results"]
     assert (out / "robustness.png").stat().st_size > 1000
+    summary = (out / "robustness.md").read_text().split("\n## run (stgcn)")[0]
+    assert "## Summary: top-1 (%) at the severe level" in summary
+    assert summary.count("| run (stgcn) | ") == 2  # one row per model, labelled by work dir and model
+
+
+def test_cli_models_resumes_from_the_saved_per_model_reports(trained: dict) -> None:
+    out = trained["root"] / "rob_resume"
+    args = ["robustness", "--models", str(trained["run"]), str(trained["run"]), "--corruptions", "block_drop",
+            "--levels", "severe", "--out", str(out), *trained["sets"]]
+    assert main(args) == 0
+    saved = sorted((out / "models").glob("*.json"))
+    assert [p.name for p in saved] == ["00_run.json", "01_run.json"]
+    # as if the run had been killed after the first model: its report stays, the second is recomputed
+    first = json.loads(saved[0].read_text())
+    first["report"]["clean"]["top1"] = 0.123  # a value only the saved file holds
+    saved[0].write_text(json.dumps(first))
+    saved[1].unlink()
+    assert main(args) == 0
+    models = json.loads((out / "robustness.json").read_text())["models"]
+    assert models[0]["clean"]["top1"] == 0.123
+    assert models[1]["clean"]["top1"] != 0.123 and saved[1].is_file()
+    # another option (the corruption seed) makes the saved reports stale: both are recomputed
+    assert main(args + ["--seed", "1"]) == 0
+    models = json.loads((out / "robustness.json").read_text())["models"]
+    assert models[0]["clean"]["top1"] == models[1]["clean"]["top1"] != 0.123
+    assert models[0]["seed"] == 1

@@ -20,7 +20,9 @@ left clean). Evaluation reuses the evaluate path: ``build_datasets`` (with a pip
 inserts the corruption), ``build_eval_loader`` and ``evaluate_dataset``.
 
 Outputs (``--out``): ``robustness.json`` and ``robustness.md`` (top-1 per corruption and level)
-and ``robustness.png`` (:mod:`.robustness_report`).
+and ``robustness.png`` (:mod:`.robustness_report`). With ``--models``, each model's report is also
+saved as it finishes (``models/NN_<work dir>.json``, with the weights' size and mtime and every
+option): a killed run, rerun with the same arguments, starts at the first model not yet scored.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -318,9 +320,22 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
             layout = CONVENTION_LAYOUTS[cfg.data.skeleton_source] if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
             load_completion_network(completion_weights, int(cfg.data.clip_len), get_layout(layout).num_joints)
     target = Path(out) if out is not None else _default_out(runs[0][1])
-    reports = [evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
-                                   completion_weights=completion_weights) | {"work_dir": str(ck)}
-               for cfg, (_, ck) in zip(configs, runs)]
+    reports = []
+    for index, (cfg, (_, ck)) in enumerate(zip(configs, runs)):
+        if not models:
+            reports.append(evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
+                                               completion_weights=completion_weights) | {"work_dir": str(ck)})
+            continue
+        key = _model_report_key(ck, names, chosen_levels, completion, seed, overrides, completion_weights)
+        path = target / "models" / f"{index:02d}_{_file_stem(ck)}.json"
+        report = _cached_report(path, key)
+        if report is None:
+            report = evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
+                                         completion_weights=completion_weights) | {"work_dir": str(ck)}
+            atomic_write_json(path, {"key": key, "report": report})
+        else:
+            _log.info("%s: reusing %s (same weights and options)", ck, path)
+        reports.append(report)
     document: Dict[str, Any] = reports[0] if len(reports) == 1 else {"completion": completion, "seed": seed,
                                                                       "models": reports}
     target.mkdir(parents=True, exist_ok=True)
@@ -332,6 +347,42 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
                                                                 for x in r["results"]}} for r in reports]},
                      sort_keys=True))
     return 0
+
+
+def _model_report_key(checkpoint: Path, corruptions: Sequence[str], levels: Sequence[str], completion: str,
+                      seed: int, overrides: Sequence[str], completion_weights: Optional[PathLike]) -> Dict[str, Any]:
+    """What a ``--models`` run's per-model report depends on: the weights file (path, size, mtime) and
+    every option; a saved report with another key is recomputed."""
+    from .trainer import weights_path
+
+    weights = weights_path(checkpoint)
+    stat = weights.stat()
+    key: Dict[str, Any] = {"weights": str(weights.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                           "corruptions": list(corruptions), "levels": list(levels), "completion": completion,
+                           "seed": int(seed), "overrides": list(overrides)}
+    if completion_weights is not None:
+        cw = Path(completion_weights)
+        key["completion_weights"] = [str(cw.resolve()), cw.stat().st_size, cw.stat().st_mtime_ns]
+    return key
+
+
+def _cached_report(path: Path, key: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The report saved at ``path`` by an earlier (possibly killed) ``--models`` run, if its key is ``key``."""
+    import json
+
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != key or not isinstance(saved.get("report"), dict):
+        return None
+    return saved["report"]
+
+
+def _file_stem(work_dir: Path) -> str:
+    """A file-name-safe stem from a work dir's name (letters, digits, ``-``, ``_``, ``.``)."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(work_dir).resolve().name)
+    return stem.strip(".") or "model"
 
 
 def _default_out(checkpoint: Path) -> Path:

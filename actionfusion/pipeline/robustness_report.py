@@ -3,15 +3,19 @@ reports.
 
 Figure: accuracy (top-1, %) against severity (0 clean, 1 minor, 2 moderate, 3 severe). One model:
 one axes, a line per corruption. Several models (``--models``): a panel per corruption, a line per
-model, so models are compared at equal corruption.
+model, so models are compared at equal corruption; the table then starts with a summary, one row
+per model at the most severe level.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-SEVERITY_LABELS: Tuple[str, ...] = ("clean", "minor", "moderate", "severe")
+from ..modalities.skeleton.corruption import SEVERITIES
+
+SEVERITY_LABELS: Tuple[str, ...] = ("clean",) + SEVERITIES
 
 
 def _curves(report: Mapping[str, Any]) -> Dict[str, List[Tuple[int, float]]]:
@@ -24,13 +28,41 @@ def _curves(report: Mapping[str, Any]) -> Dict[str, List[Tuple[int, float]]]:
 
 
 def _label(report: Mapping[str, Any]) -> str:
-    return f"{report['experiment']} ({report['model']})"
+    """``<work dir name> (<model>)`` for a ``--models`` report, ``<experiment> (<model>)`` otherwise:
+    two runs of one config (another seed, another skeleton source) stay apart."""
+    name = Path(str(report["work_dir"])).name if report.get("work_dir") else report["experiment"]
+    return f"{name} ({report['model']})"
+
+
+def summary_rows(reports: Sequence[Mapping[str, Any]]) -> Tuple[str, List[str], List[Tuple[str, List[float]]]]:
+    """At the most severe level every report has: ``(level, corruption names, [(label, [clean, one
+    top-1 % per corruption, their mean]), ...])``."""
+    order = [lv for lv in reversed(SEVERITIES) if all(any(r["level"] == lv for r in rep["results"]) for rep in reports)]
+    if not order:
+        raise ValueError("the reports share no corruption level")
+    level = order[0]
+    names = list(dict.fromkeys(row["corruption"] for rep in reports for row in rep["results"] if row["level"] == level))
+    rows = []
+    for rep in reports:
+        top1 = {row["corruption"]: 100.0 * float(row["top1"]) for row in rep["results"] if row["level"] == level}
+        values = [top1.get(name, float("nan")) for name in names]
+        rows.append((_label(rep), [100.0 * float(rep["clean"]["top1"])] + values + [sum(values) / len(values)]))
+    return level, names, rows
+
+
+def summary_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
+    """One row per model: clean top-1 and top-1 (%) under each corruption at the most severe level."""
+    level, names, rows = summary_rows(reports)
+    lines = [f"## Summary: top-1 (%) at the {level} level, completion `{reports[0]['completion']}`", "",
+             "| model | clean | " + " | ".join(names) + " | mean |", "|---|---|" + "---|" * (len(names) + 1)]
+    lines += [f"| {label} | " + " | ".join(f"{v:.1f}" for v in values) + " |" for label, values in rows]
+    return "\n".join(lines + [""])
 
 
 def markdown_report(reports: Sequence[Mapping[str, Any]]) -> str:
     """One table per model: top-1 (%) per corruption (rows) and level (columns), with the share of
     (frame, joint) pairs each level keeps observed."""
-    lines: List[str] = []
+    lines: List[str] = [summary_markdown(reports)] if len(reports) > 1 else []
     for report in reports:
         levels = list(dict.fromkeys(row["level"] for row in report["results"]))
         lines += [f"## {_label(report)}", "",
@@ -72,15 +104,23 @@ def plot_png_bytes(reports: Sequence[Mapping[str, Any]]) -> bytes:
         rows = (len(names) + cols - 1) // cols
         fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
         axes = [a for row in grid for a in row]
+        colours = plt.get_cmap("tab10" if len(reports) <= 10 else "tab20")
+        styles = ("-", "--", ":", "-.")
         for ax, name in zip(axes, names):
-            for report, curve in zip(reports, curves):
+            for i, (report, curve) in enumerate(zip(reports, curves)):
                 if name in curve:
                     xs, ys = zip(*curve[name])
-                    ax.plot(xs, ys, marker="o", label=_label(report))
+                    ax.plot(xs, ys, marker="o", markersize=3, color=colours(i % colours.N),
+                            linestyle=styles[(i // colours.N) % len(styles)] if len(reports) <= 10 else styles[i % 2],
+                            label=_label(report))
             ax.set_title(name, fontsize=9)
         for ax in axes[len(names):]:
             ax.set_visible(False)
-        axes[0].legend(fontsize=7)
+        if len(reports) <= 4:
+            axes[0].legend(fontsize=7)
+        else:  # one legend for every panel, right of the grid
+            handles, labels = axes[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
         fig.suptitle(f"completion {reports[0]['completion']}", fontsize=9)
     for ax in axes:
         ax.set_xticks(range(len(SEVERITY_LABELS)))
@@ -90,6 +130,6 @@ def plot_png_bytes(reports: Sequence[Mapping[str, Any]]) -> bytes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
