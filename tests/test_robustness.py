@@ -5,6 +5,7 @@ end to end (clean accuracy = ``evaluate``'s, reruns identical, json / md / png w
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -125,11 +126,13 @@ def test_cli_models_draws_several_runs(trained: dict) -> None:
 
 def test_cli_models_resumes_from_the_saved_per_model_reports(trained: dict) -> None:
     out = trained["root"] / "rob_resume"
-    args = ["robustness", "--models", str(trained["run"]), str(trained["run"]), "--corruptions", "block_drop",
+    second = trained["root"] / "run_copy"
+    shutil.copytree(trained["run"], second, dirs_exist_ok=True)
+    args = ["robustness", "--models", str(trained["run"]), str(second), "--corruptions", "block_drop",
             "--levels", "severe", "--out", str(out), *trained["sets"]]
     assert main(args) == 0
     saved = sorted((out / "models").glob("*.json"))
-    assert [p.name for p in saved] == ["00_run.json", "01_run.json"]
+    assert [p.name.rsplit("-", 1)[0] for p in saved] == ["run", "run_copy"]
     # as if the run had been killed after the first model: its report stays, the second is recomputed
     first = json.loads(saved[0].read_text())
     first["report"]["clean"]["top1"] = 0.123  # a value only the saved file holds
@@ -139,6 +142,11 @@ def test_cli_models_resumes_from_the_saved_per_model_reports(trained: dict) -> N
     models = json.loads((out / "robustness.json").read_text())["models"]
     assert models[0]["clean"]["top1"] == 0.123
     assert models[1]["clean"]["top1"] != 0.123 and saved[1].is_file()
+    # the list's order does not matter: each work dir has its own file
+    reordered = args[:2] + [str(second), str(trained["run"])] + args[4:]
+    assert main(reordered) == 0
+    models = json.loads((out / "robustness.json").read_text())["models"]
+    assert [m["clean"]["top1"] == 0.123 for m in models] == [False, True]
     # another option (the corruption seed) makes the saved reports stale: both are recomputed
     assert main(args + ["--seed", "1"]) == 0
     models = json.loads((out / "robustness.json").read_text())["models"]

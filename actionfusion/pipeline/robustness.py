@@ -21,8 +21,9 @@ inserts the corruption), ``build_eval_loader`` and ``evaluate_dataset``.
 
 Outputs (``--out``): ``robustness.json`` and ``robustness.md`` (top-1 per corruption and level)
 and ``robustness.png`` (:mod:`.robustness_report`). With ``--models``, each model's report is also
-saved as it finishes (``models/NN_<work dir>.json``, with the weights' size and mtime and every
-option): a killed run, rerun with the same arguments, starts at the first model not yet scored.
+saved as it finishes (``models/<work dir name>-<path hash>.json``, with the weights' size and mtime
+and every option): a killed run, rerun, scores only the models not yet scored, and a model added to
+the list later costs only its own evaluation.
 """
 
 from __future__ import annotations
@@ -321,13 +322,13 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
             load_completion_network(completion_weights, int(cfg.data.clip_len), get_layout(layout).num_joints)
     target = Path(out) if out is not None else _default_out(runs[0][1])
     reports = []
-    for index, (cfg, (_, ck)) in enumerate(zip(configs, runs)):
+    for cfg, (_, ck) in zip(configs, runs):
         if not models:
             reports.append(evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
                                                completion_weights=completion_weights) | {"work_dir": str(ck)})
             continue
         key = _model_report_key(ck, names, chosen_levels, completion, seed, overrides, completion_weights)
-        path = target / "models" / f"{index:02d}_{_file_stem(ck)}.json"
+        path = target / "models" / f"{_file_stem(ck)}.json"
         report = _cached_report(path, key)
         if report is None:
             report = evaluate_robustness(cfg, ck, names, chosen_levels, completion, seed,
@@ -380,9 +381,11 @@ def _cached_report(path: Path, key: Mapping[str, Any]) -> Optional[Dict[str, Any
 
 
 def _file_stem(work_dir: Path) -> str:
-    """A file-name-safe stem from a work dir's name (letters, digits, ``-``, ``_``, ``.``)."""
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(work_dir).resolve().name)
-    return stem.strip(".") or "model"
+    """``<work dir name>-<crc32 of its absolute path>``, file-name safe (letters, digits, ``-``, ``_``,
+    ``.``): one file per work dir, whatever the order of ``--models``."""
+    resolved = Path(work_dir).resolve()
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in resolved.name).strip(".") or "model"
+    return f"{stem}-{zlib.crc32(str(resolved).encode()):08x}"
 
 
 def _default_out(checkpoint: Path) -> Path:
