@@ -17,6 +17,8 @@ from actionfusion.modalities.skeleton.completion import complete
 from actionfusion.modalities.skeleton.corruption import corrupt
 from actionfusion.modalities.skeleton.transforms import build_skeleton_pipeline
 from actionfusion.pipeline.cli import main
+from actionfusion.pipeline.config import load_config
+from actionfusion.pipeline.data_builder import build_datasets
 from actionfusion.pipeline.robustness import CorruptingBuilder, CorruptionStep, check_completion, parse_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -152,3 +154,27 @@ def test_cli_models_resumes_from_the_saved_per_model_reports(trained: dict) -> N
     models = json.loads((out / "robustness.json").read_text())["models"]
     assert models[0]["clean"]["top1"] == models[1]["clean"]["top1"] != 0.123
     assert models[0]["seed"] == 1
+
+
+def test_cli_scores_a_recognizers_skeleton_stream(trained: dict) -> None:
+    """A multimodal Recognizer (here its skeleton encoder alone, late fusion) goes through the same
+    corruption: its clean score is evaluate's, and its skeleton input loses the corrupted frames."""
+    run = trained["root"] / "recognizer_run"
+    recognizer = [f"--set={o}" for o in ("model.name=recognizer",
+                                         "model.kwargs={encoders: {skeleton: {name: stgcn, kwargs: {block_dropout: 0.0}}}, "
+                                         "fusion: {name: late}}")]
+    assert main(["train", "configs/synthetic/stgcn.yaml", "--work-dir", str(run), *trained["sets"], *recognizer]) == 0
+    out = trained["root"] / "rob_recognizer"
+    assert main(["robustness", str(run / "config.yaml"), "--checkpoint", str(run), "--corruptions", "frame_drop",
+                 "--levels", "severe", "--out", str(out), *trained["sets"]]) == 0
+    report = json.loads((out / "robustness.json").read_text())
+    assert report["model"] == "recognizer"
+    assert report["clean"]["top1"] == pytest.approx(json.loads((run / "metrics.json").read_text())["top1"])
+    scores = report["results"][0]
+    assert scores["observed_share"] == pytest.approx(4 / 16)
+    cfg = load_config(run / "config.yaml", [o.split("=", 1)[1] for o in trained["sets"]])
+    clean = build_datasets(cfg)["test"][0]["skeleton"]
+    corrupted = build_datasets(cfg, pipeline_builder=CorruptingBuilder("frame_drop", "severe", "none"))["test"][0]["skeleton"]
+    assert np.asarray(clean).shape == np.asarray(corrupted).shape == (2, 16, 25, 3)  # [M, T, V, C]
+    assert int(np.asarray(clean).any(axis=(0, 2, 3)).sum()) == 16
+    assert int(np.asarray(corrupted).any(axis=(0, 2, 3)).sum()) == 4  # 16 frames, 12 lost
