@@ -183,6 +183,12 @@ def test_part_occlusion_masks_hide_whole_parts() -> None:
         assert hidden and hidden == {j for p in ("left_arm", "right_arm", "legs") if set(parts[p]) <= hidden
                                      for j in parts[p]}
     assert sample_part_masks(10, V, 0.0).all()
+    coco = occlusion_parts("coco17")
+    for keep in sample_part_masks(20, 17, 1.0, layout="coco17", generator=torch.Generator().manual_seed(0)):
+        hidden = set((~keep).nonzero().flatten().tolist())
+        assert hidden and all(set(coco[p]) <= hidden or not set(coco[p]) & hidden for p in ("left_arm", "right_arm", "legs"))
+    with pytest.raises(UsageError, match="occlusion_layout"):  # the layout's 25 joints against 17-joint clips
+        sample_part_masks(4, 17, 1.0)
     clean = linear_motion(4).unsqueeze(1)
     _, present, observed = create_objective("finetec_completion", occlusion_prob=1.0).pairs(clean)
     assert (~observed).all(dim=1).any(dim=1).all()  # every body has joints hidden in every frame

@@ -112,6 +112,12 @@ def sample_part_masks(batch: int, num_joints: int, prob: float, layout: str = "n
 
     if not 0.0 <= float(prob) <= 1.0:
         raise UsageError(f"occlusion probability must lie in [0, 1], got {prob}")
+    from .layouts import get_layout
+
+    if get_layout(layout).num_joints != num_joints:
+        raise UsageError(f"part occlusion uses the {layout} layout ({get_layout(layout).num_joints} joints), but "
+                         f"the clips have {num_joints} joints: set the objective's occlusion_layout to the clips' "
+                         "layout (for example objective.kwargs.occlusion_layout=coco17)")
     table = occlusion_parts(layout)
     unknown = [p for p in parts if p not in table]
     if unknown or not parts:
