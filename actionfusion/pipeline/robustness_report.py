@@ -28,10 +28,11 @@ def _curves(report: Mapping[str, Any]) -> Dict[str, List[Tuple[int, float]]]:
 
 
 def _label(report: Mapping[str, Any]) -> str:
-    """``<work dir name> (<model>)`` for a ``--models`` report, ``<experiment> (<model>)`` otherwise:
-    two runs of one config (another seed, another skeleton source) stay apart."""
+    """``<work dir name> (<model>)`` for a ``--models`` report, ``<experiment> (<model>)`` otherwise
+    (the name alone where it is the model's): two runs of one config (another seed, another skeleton
+    source) stay apart."""
     name = Path(str(report["work_dir"])).name if report.get("work_dir") else report["experiment"]
-    return f"{name} ({report['model']})"
+    return name if name == report["model"] else f"{name} ({report['model']})"
 
 
 def summary_rows(reports: Sequence[Mapping[str, Any]]) -> Tuple[str, List[str], List[Tuple[str, List[float]]]]:
