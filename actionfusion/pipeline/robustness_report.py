@@ -105,15 +105,14 @@ def plot_png_bytes(reports: Sequence[Mapping[str, Any]]) -> bytes:
         rows = (len(names) + cols - 1) // cols
         fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
         axes = [a for row in grid for a in row]
-        colours = plt.get_cmap("tab10" if len(reports) <= 10 else "tab20")
-        styles = ("-", "--", ":", "-.")
+        colours = plt.get_cmap("tab10")
+        styles = ("-", "--", ":", "-.")  # ten colours per line style: 40 runs stay apart
         for ax, name in zip(axes, names):
             for i, (report, curve) in enumerate(zip(reports, curves)):
                 if name in curve:
                     xs, ys = zip(*curve[name])
-                    ax.plot(xs, ys, marker="o", markersize=3, color=colours(i % colours.N),
-                            linestyle=styles[(i // colours.N) % len(styles)] if len(reports) <= 10 else styles[i % 2],
-                            label=_label(report))
+                    ax.plot(xs, ys, marker="o", markersize=3, color=colours(i % 10),
+                            linestyle=styles[(i // 10) % len(styles)], label=_label(report))
             ax.set_title(name, fontsize=9)
         for ax in axes[len(names):]:
             ax.set_visible(False)
