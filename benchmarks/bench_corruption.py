@@ -6,6 +6,8 @@ The test clips of a config's store go through its test transforms (centre, crop 
 - every corruption of :mod:`actionfusion.modalities.skeleton.corruption` at ``--level``, followed
   by every baseline completion (``none``, ``interpolate``, ``duplicate``), one clip at a time as
   the data loader runs them: clips/s of corrupt + complete;
+- with ``--completion-weights W``, FineTec's completion network as a completion too, one clip at a
+  time through the robustness command's own step (``CorruptionStep``);
 - the model's forward (eval mode, no grad, ``--batch`` clips per call, the config's stream step
   applied first): clips/s.
 
@@ -14,7 +16,8 @@ corruption is (> 1: the benchmark adds less than one forward's time per clip). E
 fastest of ``--repeats`` passes (the least disturbed on a shared machine). Prints one JSON line.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_corruption.py configs/synthetic/ctrgcn.yaml \\
-        [--checkpoint WORK_DIR] [--set data.store=/work/runs/store] [--level severe] [--threads 1]
+        [--checkpoint WORK_DIR] [--set data.store=/work/runs/store] [--level severe] [--threads 1] \\
+        [--completion-weights work_dirs/synthetic_finetec_completion/encoder.safetensors]
 """
 
 from __future__ import annotations
@@ -60,19 +63,23 @@ def main(argv: Sequence[str] = ()) -> Dict[str, Any]:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--completion-weights", default=None,
+                        help="also time FineTec's completion network (pretrain's encoder.safetensors)")
     args = parser.parse_args(list(argv) or None)
     torch.set_num_threads(args.threads)
 
+    from actionfusion.datasets.skeleton_conventions import CONVENTION_LAYOUTS
     from actionfusion.modalities.skeleton.completion import COMPLETIONS, complete
     from actionfusion.modalities.skeleton.corruption import CORRUPTIONS, corrupt
     from actionfusion.modalities.skeleton.transforms import build_skeleton_pipeline
     from actionfusion.pipeline.checkpoints import load_weights
     from actionfusion.pipeline.config import load_config
+    from actionfusion.pipeline.robustness import CorruptionStep, load_completion_network
     from actionfusion.pipeline.trainer import build_model, weights_path
 
     cfg = load_config(args.config, args.set)
     clips = load_clips(cfg, args.clips)
-    layout = cfg.data.skeleton_source if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
+    layout = CONVENTION_LAYOUTS[cfg.data.skeleton_source] if cfg.data.skeleton_source != "ntu25" else cfg.data.layout
     stream_spec = {"name": "unified_12ch"} if cfg.data.stream == "unified12" else {"name": "stream",
                                                                                    "stream": cfg.data.stream}
     stream = build_skeleton_pipeline([stream_spec], layout, False)
@@ -80,6 +87,12 @@ def main(argv: Sequence[str] = ()) -> Dict[str, Any]:
     if args.checkpoint:
         load_weights(weights_path(args.checkpoint), model)
     inputs = torch.from_numpy(np.stack([stream(c, None) for c in clips]))
+    network = None
+    if args.completion_weights:
+        from actionfusion.modalities.skeleton.layouts import get_layout
+
+        network = load_completion_network(args.completion_weights, int(cfg.data.clip_len),
+                                          get_layout(layout).num_joints)
 
     def forward() -> None:
         with torch.no_grad():
@@ -97,9 +110,18 @@ def main(argv: Sequence[str] = ()) -> Dict[str, Any]:
                     complete(corrupt(clip, name, args.level, [0, i], layout=layout), method)
 
             rates[name][method] = round(len(clips) / _best_time(run, args.repeats), 1)
+        if network is not None:
+            step = CorruptionStep(name, args.level, "finetec", str(layout), 0, network)
+
+            def run_network(step: CorruptionStep = step) -> None:
+                with torch.no_grad():
+                    for i, clip in enumerate(clips):
+                        step(clip, np.random.default_rng([0, i]))
+
+            rates[name]["finetec"] = round(len(clips) / _best_time(run_network, args.repeats), 1)
     slowest = min(rate for per in rates.values() for rate in per.values())
     result = {"benchmark": "bench_corruption", "config": args.config, "model": cfg.model.name,
-              "checkpoint": args.checkpoint, "level": args.level, "clips": len(clips),
+              "checkpoint": args.checkpoint, "completion_weights": args.completion_weights, "level": args.level, "clips": len(clips),
               "clip_shape": list(clips[0].shape), "threads": args.threads, "batch": args.batch,
               "forward_clips_per_s": round(forward_rate, 1), "corrupt_complete_clips_per_s": rates,
               "ratio_to_forward": {name: {m: round(r / forward_rate, 1) for m, r in per.items()}
