@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Iterator, Optional
 
@@ -22,6 +23,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@functools.lru_cache(maxsize=None)  # one look per session, not one per marked test
 def blazepose_model_missing() -> Optional[str]:
     """Why the default pose backend (BlazePose) cannot run here without a download, or None when it can."""
     if importlib.util.find_spec("mediapipe") is None:

@@ -28,6 +28,7 @@ the list later costs only its own evaluation.
 
 from __future__ import annotations
 
+import json
 import logging
 import zlib
 from dataclasses import dataclass
@@ -157,8 +158,6 @@ def load_completion_network(weights: PathLike, clip_len: int, num_joints: int) -
             clips than the model's (``num_frames`` != data.clip_len, another joint count or channels).
         CheckpointError: the weights do not fit the network the kwargs describe.
     """
-    import json
-
     import torch
 
     from ..modalities.skeleton.finetec_completion import FineTecCompletion
@@ -288,8 +287,6 @@ def run_robustness_cli(config: Optional[PathLike], checkpoint: Optional[PathLike
         UsageError: neither or both of (CONFIG, --checkpoint) and --models, --models without --out,
             an unknown corruption, level or completion, ``finetec`` without usable --completion-weights.
     """
-    import json
-
     from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from .config import load_config
     from .robustness_report import markdown_report, plot_png_bytes
@@ -369,8 +366,6 @@ def _model_report_key(checkpoint: Path, corruptions: Sequence[str], levels: Sequ
 
 def _cached_report(path: Path, key: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """The report saved at ``path`` by an earlier (possibly killed) ``--models`` run, if its key is ``key``."""
-    import json
-
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):

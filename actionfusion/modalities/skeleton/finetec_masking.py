@@ -108,14 +108,14 @@ def sample_part_masks(batch: int, num_joints: int, prob: float, layout: str = "n
     objective's ``occlusion_prob`` > 0): with probability ``prob`` a clip loses, in every frame, the
     joints of a random non-empty subset of ``parts`` (each part kept or hidden with probability 1/2),
     RA-GCN's part lists (:mod:`.occlusion_parts`), the parts the benchmark's ``joint_occlusion`` hides."""
+    from .layouts import get_layout
     from .occlusion_parts import occlusion_parts
 
     if not 0.0 <= float(prob) <= 1.0:
         raise UsageError(f"occlusion probability must lie in [0, 1], got {prob}")
-    from .layouts import get_layout
-
-    if get_layout(layout).num_joints != num_joints:
-        raise UsageError(f"part occlusion uses the {layout} layout ({get_layout(layout).num_joints} joints), but "
+    layout_joints = get_layout(layout).num_joints
+    if layout_joints != num_joints:
+        raise UsageError(f"part occlusion uses the {layout} layout ({layout_joints} joints), but "
                          f"the clips have {num_joints} joints: set the objective's occlusion_layout to the clips' "
                          "layout (for example objective.kwargs.occlusion_layout=coco17)")
     table = occlusion_parts(layout)
