@@ -13,12 +13,21 @@ their own, so checkpoints and the official converters are unchanged) in fewer, l
   gradient of ``x``, instead of K of each plus the sum of their input gradients);
 - ``conv1_k`` and ``conv2_k`` (both 1x1, so linear) applied to ``mean_T x`` rather than averaging
   their outputs over T: the same value, T times fewer multiply-adds, all 2K in one convolution;
+- ``alpha`` folded into conv4's weight and bias (``conv(r, alpha W, alpha b) = alpha conv(r, W, b)``):
+  the ``[N', C_out, V, V]`` product with alpha, and in backward its second product and the
+  reduction of that whole tensor for alpha's gradient, become products with the ``[C_out, R]``
+  weight (alpha's gradient then comes through the weight's); conv4 itself as one ``baddbmm``
+  whose added term carries its bias and ``A_k`` (:func:`refined_topology`);
+- the aggregation as ``bmm`` over the ``N' * C_out`` (clip, channel) pairs, the subsets' terms
+  accumulated by ``baddbmm`` (no einsum, which copied the topology into its own order, and no
+  separate sums);
 - ``conv4_k`` and the aggregation stay per subset: stacking the K ``[N', C_out, V, V]`` topologies
   (and aggregating them in one batched matmul, conv4 as one grouped convolution) was slower,
   most at the last stage, where T = 16 < V = 25 makes those the largest tensors of the block.
 
 A CTR-GCN spatial unit's forward and backward (2 threads, batch 32 person-clips) took 0.80-0.92x
-the per-subset computation at the three stages' shapes. Equal to the per-subset computation to
+the per-subset computation at the three stages' shapes; folding alpha and aggregating with
+``baddbmm`` took a further 0.81-0.88x of that (``benchmarks/bench_channel_topology.py``). Equal to the per-subset computation to
 float rounding (``benchmarks/parity.py`` against the official code in float64,
 ``tests/test_gcn_models.py`` against the per-subset modules).
 """
@@ -46,6 +55,31 @@ def _stacked(convs: Sequence[nn.Conv2d]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs])
 
 
+def refined_topology(relation: torch.Tensor, conv4: nn.Conv2d, adjacency: torch.Tensor,
+                     alpha: torch.Tensor) -> torch.Tensor:
+    """``alpha * conv4(relation) + A``, as one ``baddbmm`` per clip.
+
+    alpha scales conv4's ``[C_out, R]`` weight and its bias rather than the result, and the bias
+    and A enter as the batched product's added term (backward then reduces the result's gradient
+    once, for both). Forward and backward took 0.45x of ``conv4(relation) * alpha + A`` at the
+    last stage's shape (2 threads, 32 person-clips, R = 32, C_out = 256).
+
+    Args:
+        relation: [N', R, U, V].
+        conv4: ``nn.Conv2d(R, C_out, 1)`` with a bias.
+        adjacency: [U, V].
+        alpha: [1].
+
+    Returns:
+        [N', C_out, U, V].
+    """
+    n, r, u, v = relation.shape
+    c = conv4.out_channels
+    weight = (conv4.weight * alpha).view(c, r)
+    added = ((conv4.bias * alpha).view(c, 1) + adjacency.reshape(1, u * v)).expand(n, c, u * v)
+    return torch.baddbmm(added, weight.expand(n, c, r), relation.reshape(n, r, u * v)).view(n, c, u, v)
+
+
 def channel_topology_sum(
     x: torch.Tensor, subsets: Sequence[SubsetConvs], adjacency: torch.Tensor, alpha: torch.Tensor,
     transpose: bool = False,
@@ -68,11 +102,14 @@ def channel_topology_sum(
     w12, b12 = _stacked([s.conv1 for s in subsets] + [s.conv2 for s in subsets])
     q, key = F.conv2d(x.mean(dim=2, keepdim=True), w12, b12).squeeze(2).chunk(2, dim=1)  # [N', K * R, V] each
     qs, keys, hs = q.chunk(k, dim=1), key.chunk(k, dim=1), h.chunk(k, dim=1)
-    equation = "ncuv,nctu->nctv" if transpose else "ncuv,nctv->nctu"
-    y = None
+    n, _, t, v = h.shape
+    c = h.shape[1] // k
+    y = None  # [N' C_out, T, V]
     for i, subset in enumerate(subsets):
         relation = torch.tanh(qs[i].unsqueeze(-1) - keys[i].unsqueeze(-2))  # [N', R, V, V]
-        refined = subset.conv4(relation) * alpha + adjacency[i]  # [N', C_out, V, V]
-        term = torch.einsum(equation, refined, hs[i].contiguous())  # the slice, as one [N' C, T, V] batch
-        y = term if y is None else y + term
-    return y
+        refined = refined_topology(relation, subset.conv4, adjacency[i], alpha)  # [N', C_out, U, V]
+        topology = refined.view(n * c, v, v)
+        topology = topology if transpose else topology.transpose(1, 2)  # y_u = sum_v h_v A_hat[u, v]
+        features = hs[i].contiguous().view(n * c, t, v)  # the slice, as one [N' C_out, T, V] batch
+        y = torch.bmm(features, topology) if y is None else torch.baddbmm(y, features, topology)
+    return y.view(n, c, t, v)
