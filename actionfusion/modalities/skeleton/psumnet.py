@@ -161,7 +161,7 @@ class CTRGraphConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T, V] -> [B, C_out, T, V]."""
         y = channel_topology_sum(x, self.convs, self.adjacency, self.alpha)
-        return torch.relu(self.bn(y) + self.down(x))
+        return torch.relu_(self.bn(y) + self.down(x))  # a fresh sum: in place is safe
 
 
 class PartBlock(nn.Module):
@@ -180,7 +180,7 @@ class PartBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T, V] -> [B, C_out, T / stride, V]."""
         y = self.tcn(self.gcn(x))
-        return torch.relu(y if self.residual is None else y + self.residual(x))
+        return torch.relu_(y if self.residual is None else y + self.residual(x))  # fresh (cat or sum)
 
 
 class PSUMNetStream(Encoder):
