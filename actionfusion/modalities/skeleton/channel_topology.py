@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gcn_blocks import pointwise_conv
+
 
 class SubsetConvs(Protocol):
     """One subset's four 1x1 convolutions: conv1, conv2 (C_in -> R), conv3 (C_in -> C_out), conv4 (R -> C_out)."""
@@ -98,7 +100,7 @@ def channel_topology_sum(
     """
     k = len(subsets)
     w3, b3 = _stacked([s.conv3 for s in subsets])
-    h = F.conv2d(x, w3, b3)  # [N', K * C_out, T, V]
+    h = pointwise_conv(x, w3, b3)  # [N', K * C_out, T, V]
     w12, b12 = _stacked([s.conv1 for s in subsets] + [s.conv2 for s in subsets])
     q, key = F.conv2d(x.mean(dim=2, keepdim=True), w12, b12).squeeze(2).chunk(2, dim=1)  # [N', K * R, V] each
     qs, keys, hs = q.chunk(k, dim=1), key.chunk(k, dim=1), h.chunk(k, dim=1)

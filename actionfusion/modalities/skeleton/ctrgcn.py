@@ -24,6 +24,7 @@ from .channel_topology import channel_topology_sum
 from .gcn_blocks import (
     DataBatchNorm,
     MultiScaleTCN,
+    PointwiseConv2d,
     add_residual,
     block_residual,
     bn_init,
@@ -101,7 +102,7 @@ class CTRGCNUnit(nn.Module):
         self.convs = nn.ModuleList(CTRGC(in_channels, out_channels, aggregation) for _ in range(self.A.shape[0]))
         self.bn = nn.BatchNorm2d(out_channels)
         if in_channels != out_channels:
-            self.down: nn.Module = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+            self.down: nn.Module = nn.Sequential(PointwiseConv2d(in_channels, out_channels), nn.BatchNorm2d(out_channels))
             conv_init_fan_out(self.down[0])
             bn_init(self.down[1], 1.0)
         else:

@@ -116,16 +116,53 @@ def partitioned_graph_conv(x: torch.Tensor, conv: nn.Conv2d, a: torch.Tensor) ->
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    stride: Tuple[int, int] = (1, 1)) -> torch.Tensor:
-    """A 1x1 convolution of stride ``stride`` as a stride-1 one on every ``stride``-th frame (and joint).
+    """A 1x1 convolution, ``F.conv2d(x, weight, bias, stride=stride)``, as one batched matmul.
 
-    The same products as ``F.conv2d(x, weight, bias, stride=stride)``. PyTorch 2.14's CPU kernel for
-    strided 1x1 convolutions on channels-last input crashed the process (segmentation fault, or
-    heap corruption reported later) in backward at widths 4 and 8 (not at 16 to 64); subsampling
-    first never reaches it. x [N', C_in, T, V] -> [N', C_out, ceil(T / s_t), ceil(V / s_v)].
+    On NCHW-contiguous input each clip's ``[C_out, C_in] @ [C_in, T V]`` runs as one ``baddbmm``
+    over the batch (the bias its added term): forward and backward took 0.35-0.6x PyTorch 2.14's
+    CPU convolution kernel at the GCNs' shapes (2 threads, 32 person-clips, C_in 64-256,
+    ``benchmarks/bench_pointwise_conv.py``). Other memory layouts (channels-last) go to
+    ``F.conv2d``. A stride subsamples first: PyTorch 2.14's CPU kernel for strided 1x1
+    convolutions on channels-last input crashed the process (segmentation fault, or heap
+    corruption reported later) in backward at widths 4 and 8 (not at 16 to 64); subsampling first
+    never reaches it. The same products as the convolution, summed in another order.
+
+    Args:
+        x: [N', C_in, T, V].
+        weight: [C_out, C_in, 1, 1].
+        bias: [C_out] or None.
+        stride: (temporal, joint) stride.
+
+    Returns:
+        [N', C_out, ceil(T / s_t), ceil(V / s_v)].
     """
+    nchw = x.is_contiguous()
     if tuple(stride) != (1, 1):
         x = x[:, :, ::stride[0], ::stride[1]]
-    return F.conv2d(x, weight, bias)
+    if not nchw:
+        return F.conv2d(x, weight, bias)
+    n, c_in, t, v = x.shape
+    c_out = weight.shape[0]
+    rows = x.reshape(n, c_in, t * v)  # a view, or one copy of the subsampled frames
+    mixing = weight.view(c_out, c_in).expand(n, c_out, c_in)
+    if bias is None:
+        return torch.bmm(mixing, rows).view(n, c_out, t, v)
+    return torch.baddbmm(bias.view(1, c_out, 1).expand(n, c_out, t * v), mixing, rows).view(n, c_out, t, v)
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(in_channels, out_channels, 1, stride)`` computed by :func:`pointwise_conv`.
+
+    The same parameters and state-dict keys as the ``nn.Conv2d`` it replaces (checkpoints and the
+    official converters are unchanged). x [N', C_in, T, V] -> [N', C_out, ceil(T / s_t), V].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: Union[int, Tuple[int, int]] = 1,
+                 bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise_conv(x, self.weight, self.bias, self.stride)
 
 
 class UnitTCN(nn.Module):
@@ -154,7 +191,7 @@ class UnitTCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N', C_in, T, V] -> [N', C_out, ceil(T / stride), V]."""
         conv = self.conv
-        if conv.kernel_size == (1, 1) and conv.stride != (1, 1):  # see pointwise_conv
+        if conv.kernel_size == (1, 1):  # see pointwise_conv
             return self.bn(pointwise_conv(x, conv.weight, conv.bias, conv.stride))
         return self.bn(conv(x))
 
@@ -316,7 +353,7 @@ class MixedScaleTCN(nn.Module):
         self.branches = nn.ModuleList(modules)
         concat = first_width + width * (num_branches - 1)
         self.transform = nn.Sequential(
-            nn.BatchNorm2d(concat), nn.ReLU(inplace=True), nn.Conv2d(concat, out_channels, kernel_size=1)
+            nn.BatchNorm2d(concat), nn.ReLU(inplace=True), PointwiseConv2d(concat, out_channels)
         )
         self.bn = nn.BatchNorm2d(out_channels)
         self.drop = UniformMaskDropout(dropout)  # nn.Dropout, its mask 4x cheaper (see modalities/dropout.py)

@@ -31,7 +31,7 @@ from torch import nn
 from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
-from .gcn_blocks import ctrgcn_classifier, run_branches
+from .gcn_blocks import PointwiseConv2d, ctrgcn_classifier, run_branches
 from .graphs import SkeletonGraph
 from .hypergraph import HYPEREDGE_K, AdaptiveHypergraph
 from .layouts import layout_graph
@@ -57,7 +57,7 @@ def _init_conv(conv: nn.Conv2d | nn.Conv1d) -> None:
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """1x1 conv (temporal stride) + BN: the residual projection, [B, C_in, T, V] -> [B, C_out, T/s, V]."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
+    conv = PointwiseConv2d(in_channels, out_channels, stride=(stride, 1))
     _init_conv(conv)
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
 

@@ -51,7 +51,7 @@ from ...registry import register_model
 from ..encoder_contract import Encoder
 from ..features import EncoderOutput
 from .channel_topology import channel_topology_sum
-from .gcn_blocks import ctrgcn_classifier
+from .gcn_blocks import PointwiseConv2d, ctrgcn_classifier
 from .graphs import ctrgcn_partition
 from .hypergcn import MultiScaleTemporalConv
 from .layouts import get_layout
@@ -93,7 +93,7 @@ def _init_conv(conv: nn.Conv2d) -> None:
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """1x1 conv (temporal stride) + BN, [B, C_in, T, V] -> [B, C_out, T/s, V]."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
+    conv = PointwiseConv2d(in_channels, out_channels, stride=(stride, 1))
     _init_conv(conv)
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
 

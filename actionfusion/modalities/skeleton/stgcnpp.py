@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from ...registry import register_model
-from .gcn_blocks import DataBatchNorm, MixedScaleTCN, add_residual, block_residual, partitioned_graph_conv
+from .gcn_blocks import (
+    DataBatchNorm,
+    MixedScaleTCN,
+    PointwiseConv2d,
+    add_residual,
+    block_residual,
+    partitioned_graph_conv,
+)
 from .graphs import ctrgcn_partition
 from .layouts import layout_graph
 from .skeleton_head import StackedGCN
@@ -39,7 +46,7 @@ class AdaptiveGraphConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels * self.num_subsets, kernel_size=1)
         self.bn = nn.BatchNorm2d(out_channels)
         if in_channels != out_channels:
-            self.down: nn.Module = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+            self.down: nn.Module = nn.Sequential(PointwiseConv2d(in_channels, out_channels), nn.BatchNorm2d(out_channels))
         else:
             self.down = nn.Identity()
 
