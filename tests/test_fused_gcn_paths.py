@@ -24,12 +24,14 @@ from actionfusion.modalities.skeleton.ctrgcn import CTRGCNUnit
 from actionfusion.modalities.skeleton.gcn_blocks import (
     MixedScaleTCN,
     MultiScaleTCN,
+    PointwiseConv2d,
     partitioned_graph_conv,
     pointwise_conv,
     run_branches,
 )
 from actionfusion.modalities.skeleton.graphs import ctrgcn_partition, ntu25_graph
-from actionfusion.modalities.skeleton.hypergcn import MultiScaleTemporalConv
+from actionfusion.modalities.skeleton.hypergcn import HyperGraphConv, MultiScaleTemporalConv, virtual_prior_graph
+from actionfusion.modalities.skeleton.layouts import layout_graph
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -179,3 +181,59 @@ def test_strided_pointwise_conv_is_the_strided_convolution_and_survives_channels
     expected = F.conv2d(x.detach().contiguous(), weight, bias, stride=(2, 1))
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     assert got.shape == (4, 16, 16, 25)
+
+
+@pytest.mark.parametrize("stride, with_bias", [((1, 1), True), ((2, 1), True), ((1, 1), False), ((3, 2), True)])
+def test_pointwise_conv_as_batched_matmul_equals_the_convolution_and_its_gradients(stride, with_bias) -> None:
+    torch.manual_seed(4)
+    x = torch.randn(3, 12, 11, 9, dtype=torch.float64, requires_grad=True)  # NCHW: the baddbmm path
+    weight = torch.randn(20, 12, 1, 1, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(20, dtype=torch.float64, requires_grad=True) if with_bias else None
+    leaves = [x, weight] + ([bias] if with_bias else [])
+    got = pointwise_conv(x, weight, bias, stride)
+    expected = F.conv2d(x, weight, bias, stride=stride)
+    assert got.shape == expected.shape and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(expected)
+    for g, e in zip(torch.autograd.grad(got, leaves, upstream), torch.autograd.grad(expected, leaves, upstream)):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+    # each clip is mixed with the same weight but only its own frames: no cross-clip leakage
+    moved = x.detach().clone()
+    moved[1] += 1.0
+    changed = pointwise_conv(moved, weight, bias, stride) - got.detach()
+    assert changed[0].abs().max() == 0 and changed[2].abs().max() == 0 and changed[1].abs().max() > 0
+
+
+def test_pointwise_conv2d_keeps_the_conv2d_state_dict() -> None:
+    module = PointwiseConv2d(6, 10, stride=(2, 1))
+    reference = nn.Conv2d(6, 10, kernel_size=1, stride=(2, 1))
+    assert module.state_dict().keys() == reference.state_dict().keys()
+    reference.load_state_dict(module.state_dict())
+    x = torch.randn(2, 6, 9, 25)
+    torch.testing.assert_close(module(x), reference(x), rtol=1e-5, atol=1e-6)
+
+
+def _hypergraph_conv_release_order(conv: HyperGraphConv, x: torch.Tensor) -> torch.Tensor:
+    """Hyper-GCN's release order: virtual joints appended, the grouped head convolution on all
+    V' vertices, einsum over each head's operator, then the V real joints cropped."""
+    b, _, t, v = x.shape
+    virtual = conv.virtual_joints.t()[None, :, None, :].expand(b, -1, t, -1)
+    x_all = torch.cat([x, virtual], dim=-1)
+    operator = conv.prior_operator().unsqueeze(0) + torch.relu(conv.alpha) * conv.hypergraph(x_all.mean(dim=2))
+    heads = F.conv2d(x_all, conv.head_conv.weight, conv.head_conv.bias, groups=conv.num_heads)
+    heads = heads.view(b, conv.num_heads, -1, t, x_all.shape[-1])
+    y = torch.einsum("bkuv,bkctv->bkctu", operator, heads).reshape(b, -1, t, x_all.shape[-1])[..., :v]
+    return torch.relu(conv.bn(y) + conv.down(x))
+
+
+@pytest.mark.parametrize("c_in, c_out", [(16, 16), (16, 32)])
+def test_hypergraph_conv_equals_the_release_order(c_in: int, c_out: int) -> None:
+    prior = virtual_prior_graph(layout_graph("ntu25", "A"), 3, 8)
+    fused, reference = fresh_pair(lambda: HyperGraphConv(c_in, c_out, prior), seed=c_in + c_out)
+    with torch.no_grad():  # alpha at 1 and biases off zero: the hypergraph and bias terms count
+        for module in (fused, reference):
+            module.head_conv.bias.normal_()
+    reference.load_state_dict(fused.state_dict())
+    x = torch.randn(3, c_in, 6, 25, dtype=torch.float64)
+    assert_same(outputs_and_grads(fused, fused, x),
+                outputs_and_grads(reference, lambda inp: _hypergraph_conv_release_order(reference, inp), x))
