@@ -102,7 +102,8 @@ def channel_topology_sum(
     w3, b3 = _stacked([s.conv3 for s in subsets])
     h = pointwise_conv(x, w3, b3)  # [N', K * C_out, T, V]
     w12, b12 = _stacked([s.conv1 for s in subsets] + [s.conv2 for s in subsets])
-    q, key = F.conv2d(x.mean(dim=2, keepdim=True), w12, b12).squeeze(2).chunk(2, dim=1)  # [N', K * R, V] each
+    pooled = x.sum(dim=2, keepdim=True) / x.shape[2]  # mean over T; backward a broadcast view, no quotient tensor
+    q, key = F.conv2d(pooled, w12, b12).squeeze(2).chunk(2, dim=1)  # [N', K * R, V] each
     qs, keys, hs = q.chunk(k, dim=1), key.chunk(k, dim=1), h.chunk(k, dim=1)
     n, _, t, v = h.shape
     c = h.shape[1] // k

@@ -225,7 +225,8 @@ class HyperGraphConv(nn.Module):
         b, c_in, t, v = x.shape
         k = self.num_heads
         vj = self.virtual_joints  # [W, C_in]
-        pooled = torch.cat([x.mean(dim=2), vj.t().unsqueeze(0).expand(b, -1, -1)], dim=-1)  # [B, C_in, V']
+        # mean over T as sum / T: its backward is a broadcast view, not a [B, C, T, V] quotient
+        pooled = torch.cat([x.sum(dim=2) / t, vj.t().unsqueeze(0).expand(b, -1, -1)], dim=-1)  # [B, C_in, V']
         operator = self.prior_operator().unsqueeze(0) + torch.relu(self.alpha) * self.hypergraph(pooled)
         operator = operator[:, :, :v]  # [B, K, V, V']: only the real joints are kept as targets
         ci = c_in // k
