@@ -271,11 +271,12 @@ class TrainConfig:
     knn_every: int = 0
     # Run the training step (model + objective, inside DDP) through torch.compile (inductor,
     # default mode, layout optimisation off: pipeline/compiled_step.py says why); evaluation stays
-    # eager. Whether it pays depends on the model: on 2 CPU cores at batch 16 x 64 frames
-    # (benchmarks/bench_skeleton_train_step.py --compile) CTR-GCN's step took 0.95x its eager
-    # step and Hyper-GCN's 0.96x, ST-GCN++'s the same, ST-GCN's 1.25x (its eager path is already
-    # channels-last with no copies). The first compilation takes 45-110 s; torch caches it on disk.
-    # Off by default: measure your model first.
+    # eager. On CPU it does not pay for the GCNs since their eager steps compute 1x1 convolutions
+    # and the graph aggregations as batched matmuls: on 2 cores at batch 16 x 64 frames
+    # (benchmarks/bench_skeleton_train_step.py --compile, one run) the compiled step took 0.93x
+    # the eager one for ST-GCN++, 1.04x for MAMP, 1.3-1.55x for ST-GCN, CTR-GCN, Hyper-GCN and
+    # PSUMNet. The first compilation takes 60-270 s; torch caches it on disk. Off by default:
+    # measure your model (and your device) first.
     # Compiled dropout draws its masks from inductor's own random stream, so a run with dropout
     # trains differently from the eager one (without dropout the weights agree to 1e-5).
     compile: bool = False

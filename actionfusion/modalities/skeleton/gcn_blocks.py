@@ -119,7 +119,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     """A 1x1 convolution, ``F.conv2d(x, weight, bias, stride=stride)``, as one batched matmul.
 
     On NCHW-contiguous input each clip's ``[C_out, C_in] @ [C_in, T V]`` runs as one ``baddbmm``
-    over the batch (the bias its added term): forward and backward took 0.35-0.6x PyTorch 2.14's
+    over the batch (the bias its added term): forward and backward took 0.60-0.83x PyTorch 2.14's
     CPU convolution kernel at the GCNs' shapes (2 threads, 32 person-clips, C_in 64-256,
     ``benchmarks/bench_pointwise_conv.py``). Other memory layouts (channels-last) go to
     ``F.conv2d``. A stride subsamples first: PyTorch 2.14's CPU kernel for strided 1x1
