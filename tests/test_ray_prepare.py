@@ -75,6 +75,11 @@ def cluster() -> Iterator[str]:
     os.environ.update(_loopback_env())  # the raylets, and so every Ray worker, inherit it
     saved_flag, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False  # read at call time
     temp_dir = tempfile.mkdtemp(prefix="afray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    # Cluster() writes the head's address to <default Ray temp dir>/ray_current_cluster whatever the
+    # nodes' temp_dir, and does not create that folder (on a machine where Ray never ran, it is absent)
+    from ray._common.utils import get_default_ray_temp_dir
+
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     node = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1",
             "include_dashboard": False}
     nodes = cluster_utils.Cluster(initialize_head=True, head_node_args={**node, "temp_dir": temp_dir})

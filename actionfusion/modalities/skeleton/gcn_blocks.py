@@ -114,6 +114,12 @@ def partitioned_graph_conv(x: torch.Tensor, conv: nn.Conv2d, a: torch.Tensor) ->
     return (y + bias).permute(0, 3, 1, 2)
 
 
+def _graph_capture() -> bool:
+    """True while ``torch.compile`` traces or ``torch.onnx`` exports: there the convolution is kept,
+    for inductor's and ONNX Runtime's own convolution kernels."""
+    return bool(torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
+
+
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    stride: Tuple[int, int] = (1, 1)) -> torch.Tensor:
     """A 1x1 convolution, ``F.conv2d(x, weight, bias, stride=stride)``, as one batched matmul.
@@ -121,8 +127,8 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     On NCHW-contiguous input each clip's ``[C_out, C_in] @ [C_in, T V]`` runs as one ``baddbmm``
     over the batch (the bias its added term): forward and backward took 0.60-0.83x PyTorch 2.14's
     CPU convolution kernel at the GCNs' shapes (2 threads, 32 person-clips, C_in 64-256,
-    ``benchmarks/bench_pointwise_conv.py``). Other memory layouts (channels-last) go to
-    ``F.conv2d``. A stride subsamples first: PyTorch 2.14's CPU kernel for strided 1x1
+    ``benchmarks/bench_pointwise_conv.py``). Other memory layouts (channels-last), and graphs
+    being traced by ``torch.compile`` or exported to ONNX, go to ``F.conv2d``. A stride subsamples first: PyTorch 2.14's CPU kernel for strided 1x1
     convolutions on channels-last input crashed the process (segmentation fault, or heap
     corruption reported later) in backward at widths 4 and 8 (not at 16 to 64); subsampling first
     never reaches it. The same products as the convolution, summed in another order.
@@ -136,7 +142,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     Returns:
         [N', C_out, ceil(T / s_t), ceil(V / s_v)].
     """
-    nchw = x.is_contiguous()
+    nchw = x.is_contiguous() and not _graph_capture()
     if tuple(stride) != (1, 1):
         x = x[:, :, ::stride[0], ::stride[1]]
     if not nchw:
