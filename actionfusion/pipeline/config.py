@@ -273,10 +273,11 @@ class TrainConfig:
     # default mode, layout optimisation off: pipeline/compiled_step.py says why); evaluation stays
     # eager. On CPU it does not pay for the GCNs since their eager steps compute 1x1 convolutions
     # and the graph aggregations as batched matmuls: on 2 cores at batch 16 x 64 frames
-    # (benchmarks/bench_skeleton_train_step.py --compile, one run) the compiled step took 0.93x
-    # the eager one for ST-GCN++, 1.04x for MAMP, 1.3-1.55x for ST-GCN, CTR-GCN, Hyper-GCN and
-    # PSUMNet. The first compilation takes 60-270 s; torch caches it on disk. Off by default:
-    # measure your model (and your device) first.
+    # (benchmarks/bench_skeleton_train_step.py --compile) CTR-GCN's compiled step took 1.08x its
+    # eager one (convolutions left to inductor while it traces; 1.43x before that, when the
+    # compiled step also took 1.3-1.55x for ST-GCN, Hyper-GCN and PSUMNet, 0.93x for ST-GCN++,
+    # 1.04x for MAMP). The first compilation takes 60-270 s; torch caches it on disk. Off by
+    # default: measure your model (and your device) first.
     # Compiled dropout draws its masks from inductor's own random stream, so a run with dropout
     # trains differently from the eager one (without dropout the weights agree to 1e-5).
     compile: bool = False
