@@ -25,10 +25,10 @@ their own, so checkpoints and the official converters are unchanged) in fewer, l
   (and aggregating them in one batched matmul, conv4 as one grouped convolution) was slower,
   most at the last stage, where T = 16 < V = 25 makes those the largest tensors of the block.
 
-A CTR-GCN spatial unit's forward and backward (2 threads, batch 32 person-clips) took 0.80-0.92x
-the per-subset computation at the three stages' shapes; folding alpha and aggregating with
-``baddbmm`` took a further 0.81-0.88x of that (``benchmarks/bench_channel_topology.py``). Equal to the per-subset computation to
-float rounding (``benchmarks/parity.py`` against the official code in float64,
+A CTR-GCN spatial unit's forward and backward (2 threads, batch 32 person-clips) took 0.48-0.68x
+the per-subset computation at CTR-GCN's five layer shapes (``benchmarks/bench_channel_topology.py``;
+0.80-0.92x before alpha was folded and the aggregation became ``baddbmm``). Equal to the per-subset
+computation to float rounding (``benchmarks/parity.py`` against the official code in float64,
 ``tests/test_gcn_models.py`` against the per-subset modules).
 """
 

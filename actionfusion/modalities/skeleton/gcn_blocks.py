@@ -128,10 +128,11 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     over the batch (the bias its added term): forward and backward took 0.60-0.83x PyTorch 2.14's
     CPU convolution kernel at the GCNs' shapes (2 threads, 32 person-clips, C_in 64-256,
     ``benchmarks/bench_pointwise_conv.py``). Other memory layouts (channels-last), and graphs
-    being traced by ``torch.compile`` or exported to ONNX, go to ``F.conv2d``. A stride subsamples first: PyTorch 2.14's CPU kernel for strided 1x1
-    convolutions on channels-last input crashed the process (segmentation fault, or heap
-    corruption reported later) in backward at widths 4 and 8 (not at 16 to 64); subsampling first
-    never reaches it. The same products as the convolution, summed in another order.
+    being traced by ``torch.compile`` or exported to ONNX, go to ``F.conv2d``. A stride subsamples
+    first: PyTorch 2.14's CPU kernel for strided 1x1 convolutions on channels-last input crashed
+    the process (segmentation fault, or heap corruption reported later) in backward at widths 4
+    and 8 (not at 16 to 64); subsampling first never reaches it. The same products as the
+    convolution, summed in another order.
 
     Args:
         x: [N', C_in, T, V].
