@@ -49,7 +49,7 @@ Runtime patches of the official side (in its worker process only; no file is edi
         [--models stgcn ctrgcn stgcnpp hypergcn psumnet_body mamp | all] [--steps 2]
         [--threads 2] [--batch 16] [--rounds 3] [--compile]
 
-Step times on a shared machine move by up to 35% between runs; ``--rounds R`` runs R worker pairs
+Step times on a shared machine move by up to 40% between runs; ``--rounds R`` runs R worker pairs
 per model, ours and the official code alternating, and reports the fastest step of each side over
 all rounds with each round's own ratio.
 """
@@ -385,8 +385,9 @@ def run_worker(name: str, side: str, args: argparse.Namespace, compile_ours: boo
 def merged_rounds(rounds: List[Dict[str, object]]) -> Dict[str, object]:
     """One side's line over ``--rounds`` workers: the first round's line, its step time the fastest
     of all rounds (``step_s_rounds`` lists each), its median the median of the rounds' medians."""
-    if len(rounds) == 1 or any("error" in r for r in rounds):
-        return rounds[0] if len(rounds) == 1 else next(r for r in rounds if "error" in r)
+    failed = [r for r in rounds if "error" in r]
+    if failed or len(rounds) == 1:
+        return (failed or rounds)[0]
     line = dict(rounds[0])
     steps = [float(r["step_s"]) for r in rounds]  # type: ignore[arg-type]
     line["step_s"] = min(steps)
